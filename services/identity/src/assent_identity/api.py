@@ -1,0 +1,151 @@
+"""Identity's HTTP surface: thin routes that turn requests into handler calls."""
+
+from datetime import datetime
+from uuid import UUID
+
+import jwt
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+
+from assent_identity import domain
+from assent_identity.handlers import IdentityHandlers, InvalidCredentials
+from assent_identity.storage import EmailTaken
+from assent_shared.auth import AUDIENCE, bearer_token, require_admin
+from assent_shared.bootstrap import Runtime
+from assent_shared.problems import Problem
+
+router = APIRouter()
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+def handlers(request: Request) -> IdentityHandlers:
+    return request.app.state.service
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+class RegistrationIn(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    newsletter_opt_in: bool = Field(default=True, description="Signing up opts in to the newsletter unless false.")
+    display_name: str | None = Field(default=None, max_length=100)
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    created_at: datetime
+    display_name: str | None = None
+
+
+class CredentialsIn(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class SessionOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+def _user_out(user: domain.User) -> UserOut:
+    return UserOut(id=user.id, email=user.email, created_at=user.created_at, display_name=user.display_name)
+
+
+@router.post("/v1/users", status_code=201, response_model=UserOut,
+             responses={409: {"description": "Email taken"}, 422: {"description": "Invalid email or password"}})
+async def register(body: RegistrationIn, service: IdentityHandlers = Depends(handlers)) -> UserOut:
+    try:
+        user = await service.register_user(domain.RegisterUser(
+            email=body.email, password=body.password, newsletter_opt_in=body.newsletter_opt_in,
+            display_name=body.display_name,
+        ))
+    except domain.InvalidInput as exc:
+        raise Problem(422, "Invalid registration", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
+    except EmailTaken:
+        raise Problem(409, "Email already registered", "Sign in instead, or reset the password.")
+    return _user_out(user)
+
+
+@router.post("/v1/sessions", response_model=SessionOut, responses={401: {"description": "Invalid credentials"}})
+async def login(body: CredentialsIn, service: IdentityHandlers = Depends(handlers)) -> SessionOut:
+    try:
+        issued = await service.start_session(body.email, body.password)
+    except InvalidCredentials:
+        raise Problem(401, "Invalid credentials", "The email or password is wrong.", headers=_UNAUTHORIZED)
+    return SessionOut(access_token=issued.access_token, expires_in=issued.expires_in,
+                      refresh_token=issued.refresh_token)
+
+
+@router.post("/v1/sessions/refresh", response_model=SessionOut, responses={401: {"description": "Invalid token"}})
+async def refresh(body: RefreshIn, service: IdentityHandlers = Depends(handlers)) -> SessionOut:
+    try:
+        issued = await service.refresh_session(body.refresh_token)
+    except InvalidCredentials:
+        raise Problem(401, "Invalid refresh token", headers=_UNAUTHORIZED)
+    return SessionOut(access_token=issued.access_token, expires_in=issued.expires_in,
+                      refresh_token=issued.refresh_token)
+
+
+async def _claims(request: Request, service: IdentityHandlers = Depends(handlers),
+                  rt: Runtime = Depends(runtime)) -> dict:
+    token = bearer_token(request)
+    if token is None:
+        raise Problem(401, "Authentication required", headers=_UNAUTHORIZED)
+    keys = (await service.jwks())["keys"]
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        jwk = next(k for k in keys if k["kid"] == kid)
+        claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], audience=AUDIENCE,
+                            issuer=rt.settings.jwt_issuer, options={"require": ["exp", "sub", "sid"]})
+        session_id = UUID(claims["sid"])
+    except (jwt.PyJWTError, StopIteration, ValueError, KeyError):
+        raise Problem(401, "Invalid token", headers=_UNAUTHORIZED)
+    if not await service.session_active(session_id):
+        raise Problem(401, "Session ended", headers=_UNAUTHORIZED)
+    return claims
+
+
+@router.delete("/v1/sessions/current", status_code=204)
+async def logout(claims: dict = Depends(_claims), service: IdentityHandlers = Depends(handlers)) -> Response:
+    await service.end_session(UUID(claims["sid"]))
+    return Response(status_code=204)
+
+
+@router.get("/v1/users/me", response_model=UserOut)
+async def me(claims: dict = Depends(_claims), service: IdentityHandlers = Depends(handlers)) -> UserOut:
+    user = await service.get_user(UUID(claims["sub"]))
+    if user is None:
+        raise Problem(404, "No such user")
+    return _user_out(user)
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(response: Response, service: IdentityHandlers = Depends(handlers)) -> dict:
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return await service.jwks()
+
+
+@router.post("/v1/admin/signing-keys/rotate", status_code=201)
+async def rotate_keys(request: Request, rt: Runtime = Depends(runtime),
+                      service: IdentityHandlers = Depends(handlers)) -> dict:
+    require_admin(request, rt.settings.admin_token)
+    return {"kid": await service.rotate_keys()}
+
+
+@router.get("/v1/admin/users/{user_id}", response_model=UserOut)
+async def admin_get_user(user_id: UUID, request: Request, rt: Runtime = Depends(runtime),
+                         service: IdentityHandlers = Depends(handlers)) -> UserOut:
+    require_admin(request, rt.settings.admin_token)
+    user = await service.get_user(user_id)
+    if user is None:
+        raise Problem(404, "No such user")
+    return _user_out(user)

@@ -1,0 +1,132 @@
+"""Identity's use cases: one handler each, called by the HTTP routes and the subscribers."""
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from assent_identity import domain, storage, tokens
+from assent_identity.settings import IdentitySettings
+from assent_shared import outbox
+from assent_shared.cloudevents import EventMeta
+from assent_shared.events import PolicyUpdated, UserRegistered
+
+
+class InvalidCredentials(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def _hash_refresh(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class IdentityHandlers:
+    def __init__(self, pool: asyncpg.Pool, settings: IdentitySettings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        # Verifying against a throwaway hash keeps "no such user" as slow as "wrong password".
+        self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+
+    @property
+    def argon2_parameters(self) -> dict[str, int]:
+        return {"time_cost": self._hasher.time_cost, "memory_kib": self._hasher.memory_cost,
+                "parallelism": self._hasher.parallelism}
+
+    async def register_user(self, cmd: domain.RegisterUser) -> domain.User:
+        email = domain.normalize_email(cmd.email)
+        domain.check_password(cmd.password, email)
+        password_hash = await asyncio.to_thread(self._hasher.hash, cmd.password)
+        async with self._pool.acquire() as conn, conn.transaction():
+            user = await storage.insert_user(conn, uuid4(), email, password_hash, cmd.display_name)
+            version = await storage.policy_version(conn, self._settings.policy_id)
+            await outbox.enqueue(conn, UserRegistered(
+                user_id=user.id, email=user.email, registered_at=user.created_at,
+                policy_version=version, newsletter_opt_in=cmd.newsletter_opt_in,
+            ))
+        return user
+
+    async def start_session(self, email: str, password: str) -> IssuedSession:
+        try:
+            normalized = domain.normalize_email(email)
+        except domain.InvalidInput as exc:
+            raise InvalidCredentials from exc
+        async with self._pool.acquire() as conn:
+            found = await storage.credentials_by_email(conn, normalized)
+        stored_hash = found[1] if found else self._decoy_hash
+        try:
+            await asyncio.to_thread(self._hasher.verify, stored_hash, password)
+        except (VerificationError, InvalidHashError) as exc:
+            raise InvalidCredentials from exc
+        if found is None or found[0].disabled:
+            raise InvalidCredentials
+        user = found[0]
+        async with self._pool.acquire() as conn, conn.transaction():
+            if self._hasher.check_needs_rehash(stored_hash):
+                await storage.update_password_hash(conn, user.id, await asyncio.to_thread(self._hasher.hash, password))
+            return await self._issue(conn, user.id, uuid4(), new_session=True)
+
+    async def refresh_session(self, refresh_token: str) -> IssuedSession:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await storage.session_by_refresh(conn, _hash_refresh(refresh_token))
+            if row is None:
+                raise InvalidCredentials
+            user = await storage.user_by_id(conn, row["user_id"])
+            if user is None or user.disabled:
+                raise InvalidCredentials
+            return await self._issue(conn, row["user_id"], row["id"], new_session=False)
+
+    async def _issue(self, conn: asyncpg.Connection, user_id: UUID, session_id: UUID, new_session: bool) -> IssuedSession:
+        refresh = secrets.token_urlsafe(32)
+        if new_session:
+            expires = datetime.now(UTC) + timedelta(seconds=self._settings.refresh_token_seconds)
+            await storage.insert_session(conn, session_id, user_id, _hash_refresh(refresh), expires)
+        else:
+            await storage.rotate_refresh(conn, session_id, _hash_refresh(refresh))
+        key = await tokens.current_key(conn, timedelta(seconds=self._settings.key_rotation_seconds))
+        access = tokens.issue_access_token(key, user_id, session_id, self._settings.jwt_issuer,
+                                           self._settings.access_token_seconds)
+        return IssuedSession(access, refresh, self._settings.access_token_seconds)
+
+    async def end_session(self, session_id: UUID) -> None:
+        async with self._pool.acquire() as conn:
+            await storage.revoke_session(conn, session_id)
+
+    async def session_active(self, session_id: UUID) -> bool:
+        async with self._pool.acquire() as conn:
+            return await storage.session_active(conn, session_id)
+
+    async def get_user(self, user_id: UUID) -> domain.User | None:
+        async with self._pool.acquire() as conn:
+            return await storage.user_by_id(conn, user_id)
+
+    async def jwks(self) -> dict:
+        async with self._pool.acquire() as conn:
+            await tokens.current_key(conn, timedelta(seconds=self._settings.key_rotation_seconds))
+            # A retired key stays published while tokens it signed can still be unexpired.
+            keys = await storage.published_keys(conn, self._settings.access_token_seconds + 60)
+        return {"keys": keys}
+
+    async def rotate_keys(self) -> str:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await storage.lock_keys(conn)
+            return await tokens.rotate(conn)
+
+    async def apply_policy_updated(self, conn: asyncpg.Connection, event: PolicyUpdated, _meta: EventMeta) -> None:
+        await storage.record_policy(conn, event.policy_id, event.version, event.effective_at)

@@ -1,0 +1,28 @@
+"""Identity's composition root: `uvicorn --factory assent_identity.main:create_app`."""
+
+from fastapi import FastAPI
+
+from assent_identity import api, subscribers
+from assent_identity.handlers import IdentityHandlers
+from assent_identity.settings import IdentitySettings
+from assent_shared import topics
+from assent_shared.bootstrap import Runtime, ServiceDefinition, create_app as create_service_app
+from assent_shared.migrate import MigrationSet
+
+
+def create_app(settings: IdentitySettings | None = None) -> FastAPI:
+    settings = settings or IdentitySettings()
+
+    async def wire(runtime: Runtime) -> IdentityHandlers:
+        service = IdentityHandlers(runtime.pool, settings)
+        subscribers.register(runtime, service)
+        return service
+
+    return create_service_app(ServiceDefinition(
+        settings=settings,
+        title="Assent identity",
+        migrations=MigrationSet.of_package("identity", "assent_identity.migrations"),
+        topics=(topics.USERS, topics.POLICIES),
+        routers=(api.router,),
+        wire=wire,
+    ))

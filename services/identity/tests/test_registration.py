@@ -1,0 +1,79 @@
+"""Identity on real PostgreSQL and Kafka: registration, sessions, keys."""
+
+from uuid import UUID
+
+import jwt
+import pytest
+
+from assent_identity.main import create_app
+from assent_identity.settings import IdentitySettings
+from assent_shared.testing.apps import base_settings, serve
+from assent_shared.testing.helpers import eventually, unique
+from assent_shared.testing.topics import read_topic
+
+
+@pytest.fixture
+async def identity(infra, new_database):
+    prefix = unique("it-") + "."
+    settings = IdentitySettings(**base_settings(infra, await new_database("identity"), prefix,
+                                                argon2_memory_kib=1024, argon2_time_cost=1))
+    async with serve(create_app(settings)) as client:
+        client.prefix = prefix
+        yield client
+
+
+async def test_register_publishes_user_registered_with_cloudevents_headers(identity, infra):
+    email = f"{unique('ada')}@Example.COM"
+    response = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})
+    assert response.status_code == 201, response.text
+    user = response.json()
+    assert user["email"] == email.lower()
+
+    async def published():
+        records = await read_topic(infra.kafka_bootstrap, identity.prefix + "identity.users.v1")
+        return [(m, r) for m, r in records if m.subject == user["id"]]
+
+    [(meta, record)] = await eventually(published)
+    assert meta.type == "UserRegistered" and meta.source == "/assent/identity"
+    assert record.key == user["id"].encode()
+    assert b'"newsletter_opt_in":true' in record.value
+    assert dict(record.headers)["content-type"] == b"application/json"
+
+
+async def test_taken_email_is_409_and_bad_input_is_422_without_echoing_it(identity):
+    email = f"{unique('bob')}@example.com"
+    assert (await identity.post("/v1/users", json={"email": email, "password": "a fine long secret"})).status_code == 201
+    taken = await identity.post("/v1/users", json={"email": email.upper(), "password": "another long secret"})
+    assert taken.status_code == 409
+    assert taken.headers["content-type"] == "application/problem+json"
+    for body in (
+        {"email": "not-an-email", "password": "a fine long secret"},
+        {"email": f"{unique()}@example.com", "password": "short"},
+        {"email": f"{unique()}@example.com", "password": "password123"},
+        {"email": f"{unique()}@example.com"},
+        {"email": 5, "password": ["x"]},
+    ):
+        response = await identity.post("/v1/users", json=body)
+        assert response.status_code == 422, body
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "password123" not in response.text and "short" not in response.text.replace("too short", "")
+
+
+async def test_login_returns_eddsa_token_with_kid_verifiable_by_jwks(identity):
+    email = f"{unique('cy')}@example.com"
+    created = (await identity.post("/v1/users", json={"email": email, "password": "a fine long secret"})).json()
+    login = await identity.post("/v1/sessions", json={"email": email, "password": "a fine long secret"})
+    assert login.status_code == 200
+    token = login.json()["access_token"]
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "EdDSA" and header["kid"]
+    keys = (await identity.get("/.well-known/jwks.json")).json()["keys"]
+    key = next(k for k in keys if k["kid"] == header["kid"])
+    claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["EdDSA"], audience="assent")
+    assert UUID(claims["sub"]) == UUID(created["id"])
+    me = await identity.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json()["email"] == email
+    wrong = await identity.post("/v1/sessions", json={"email": email, "password": "not the password"})
+    assert wrong.status_code == 401
+    unknown = await identity.post("/v1/sessions", json={"email": f"{unique()}@example.com", "password": "whatever123"})
+    assert unknown.status_code == 401 and unknown.json()["title"] == wrong.json()["title"]

@@ -1,0 +1,1 @@
+"""Assent mailer service."""

@@ -1,0 +1,1 @@
+"""Assent's shared mechanisms. Business rules live in the services, never here."""

@@ -1,0 +1,154 @@
+"""The composition root every service shares: one lifespan wires database, Kafka, outbox and HTTP."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI, Request, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from assent_shared import kafka
+from assent_shared.auth import TokenVerifier
+from assent_shared.inbox import Inbox
+from assent_shared.logs import bind_correlation_id, configure_logging, new_correlation_id
+from assent_shared.metrics import Metrics
+from assent_shared.migrate import SHARED, MigrationSet, apply_migrations
+from assent_shared.outbox import OutboxRelay
+from assent_shared.problems import install_problem_handlers, problem_response
+from assent_shared.settings import ServiceSettings
+from assent_shared.topics import TopicSpec, dead_letter_topic
+
+log = structlog.get_logger(__name__)
+_CORRELATION_HEADER = "x-correlation-id"
+
+
+@dataclass
+class Runtime:
+    """What a running service instance holds; built in the lifespan, never at import time."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    producer: AIOKafkaProducer
+    metrics: Metrics
+    inbox: Inbox
+    verifier: TokenVerifier
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    settings: ServiceSettings
+    title: str
+    migrations: MigrationSet
+    topics: Sequence[TopicSpec]
+    routers: Sequence[APIRouter]
+    wire: Callable[[Runtime], Awaitable[Any]]
+    """Builds the service's handlers, registers its subscribers; returns what routes use (app.state.service)."""
+
+
+def create_app(definition: ServiceDefinition) -> FastAPI:
+    settings = definition.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level)
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, [SHARED, definition.migrations])
+        await kafka.ensure_topics(settings, definition.topics, extra=[dead_letter_topic(settings.service_name)])
+        metrics: Metrics = app.state.metrics
+        producer = kafka.make_producer(settings)
+        await producer.start()
+        broker = kafka.make_broker(settings)
+        runtime = Runtime(
+            settings=settings,
+            pool=pool,
+            broker=broker,
+            producer=producer,
+            metrics=metrics,
+            inbox=Inbox(pool, metrics, kafka.dead_letterer(settings, producer)),
+            verifier=TokenVerifier(settings.jwks_url, settings.jwt_issuer),
+        )
+        app.state.runtime = runtime
+        app.state.service = await definition.wire(runtime)
+        await broker.start()
+        if settings.relay_enabled:
+            relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds)
+            runtime.spawn(relay.run(), "outbox-relay")
+        log.info("service started", topics_prefix=settings.topic_prefix or None)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await producer.stop()
+            await pool.close()
+            log.info("service stopped")
+
+    app = FastAPI(title=definition.title, lifespan=lifespan)
+    app.state.metrics = Metrics(settings.service_name)
+    install_problem_handlers(app)
+    _install_observability(app)
+    app.include_router(_health_router())
+    for router in definition.routers:
+        app.include_router(router)
+    return app
+
+
+def _install_observability(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get(_CORRELATION_HEADER, "")
+        correlation_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else new_correlation_id()
+        bind_correlation_id(correlation_id)
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics: Metrics = request.app.state.metrics
+        metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
+        metrics.http_latency.labels(request.method, template).observe(time.perf_counter() - started)
+        response.headers[_CORRELATION_HEADER] = correlation_id
+        return response
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/health/ready", responses={503: {"description": "Database or Kafka not reachable"}})
+    async def ready(request: Request) -> Response:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        checks = {"database": False, "kafka": False}
+        if runtime is not None:
+            try:
+                async with asyncio.timeout(2):
+                    checks["database"] = await runtime.pool.fetchval("SELECT 1") == 1
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass
+            checks["kafka"] = await runtime.broker.ping(timeout=2)
+        if all(checks.values()):
+            return Response('{"status":"ready"}', media_type="application/json")
+        return problem_response(503, "Not ready", checks=checks)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

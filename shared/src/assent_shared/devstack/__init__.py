@@ -1,0 +1,1 @@
+"""Real servers for a machine without Docker: Apache Kafka from Maven Central, PostgreSQL from PyPI, an SMTP sink."""

@@ -1,0 +1,128 @@
+"""`make run`: the whole system on this machine, on real Kafka, PostgreSQL and an SMTP sink.
+
+KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (a server URL; one database per service is created on
+it) point the stack at existing servers instead of starting its own.
+"""
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+from assent_shared.devstack import services
+from assent_shared.devstack.errors import MissingPrerequisite
+from assent_shared.devstack.kafka_server import start_kafka
+from assent_shared.devstack.postgres_server import ensure_database, start_postgres
+from assent_shared.devstack.smtp_sink import SmtpSink
+
+
+def _admin_token(state: Path) -> str:
+    if os.environ.get("ASSENT_ADMIN_TOKEN"):
+        return os.environ["ASSENT_ADMIN_TOKEN"]
+    path = state / "admin-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _secret(state: Path, name: str) -> str:
+    path = state / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="assent-devstack", description=__doc__)
+    parser.add_argument("--state", type=Path, default=Path("var"), help="folder for data and logs (kept between runs)")
+    parser.add_argument("--kafka-port", type=int, default=int(os.environ.get("ASSENT_KAFKA_PORT", 9092)))
+    parser.add_argument("--postgres-port", type=int, default=int(os.environ.get("ASSENT_POSTGRES_PORT", 55432)))
+    parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("ASSENT_SMTP_PORT", 2525)))
+    args = parser.parse_args()
+    state: Path = args.state.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    stoppers = []
+    processes = []
+    stopping = False
+
+    def on_signal(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not kafka:
+            print("starting Apache Kafka (KRaft, single node)...", flush=True)
+            server = start_kafka(state / "kafka", args.kafka_port, args.kafka_port + 1, cache=state / "cache")
+            stoppers.append(server.stop)
+            kafka = server.bootstrap
+        admin_url = os.environ.get("DATABASE_URL")
+        if not admin_url:
+            print("starting PostgreSQL...", flush=True)
+            pg = start_postgres(state / "postgres", args.postgres_port)
+            stoppers.append(pg.stop)
+            admin_url = pg.admin_url
+        mail = state / "mail"
+        sink = SmtpSink(mail, args.smtp_port).start()
+        stoppers.append(sink.stop)
+        token = _admin_token(state)
+        common = {
+            "ASSENT_ENV": "development",
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "ASSENT_ADMIN_TOKEN": token,
+            "ASSENT_SMTP_HOST": "127.0.0.1",
+            "ASSENT_SMTP_PORT": str(args.smtp_port),
+            "ASSENT_SIGNING_SECRET": _secret(state, "signing-secret"),
+            "ASSENT_JWKS_URL": f"http://127.0.0.1:{services.SERVICES[0].port}/.well-known/jwks.json",
+        }
+        for spec in services.SERVICES:
+            url = asyncio.run(ensure_database(admin_url, spec.database))
+            env = {**common, "DATABASE_URL": url, "PORT": str(spec.port)}
+            log = state / "logs" / f"{spec.name}.log"
+            processes.append((spec, services.start_service(spec, spec.port, env, log), log))
+        for spec, process, log in processes:
+            services.wait_ready(f"http://127.0.0.1:{spec.port}", process, 120, log)
+        _print_banner(kafka, admin_url, mail, token, state)
+        while all(p.poll() is None for _, p, _ in processes):
+            time.sleep(1)
+        failed = [spec.name for spec, p, _ in processes if p.poll() is not None]
+        print(f"stopped: {', '.join(failed)} exited; see {state / 'logs'}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        stopping = True
+        print("\nstopping...", flush=True)
+        return 0
+    except MissingPrerequisite as exc:
+        print(f"assent: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        services.stop_all([p for _, p, _ in processes])
+        for stop in reversed(stoppers):
+            stop()
+        if stopping:
+            print("stopped cleanly; data kept in", state, flush=True)
+
+
+def _print_banner(kafka: str, admin_url: str, mail: Path, token: str, state: Path) -> None:
+    print("\nAssent is running:", flush=True)
+    for spec in services.SERVICES:
+        print(f"  {spec.name:<10} http://127.0.0.1:{spec.port}   (docs: /docs)")
+    print(f"  kafka      {kafka}")
+    print(f"  postgres   {admin_url.rsplit('/', 1)[0]}/assent_<service>")
+    print(f"  mail sink  {mail}  (one .eml file per message)")
+    print(f"  admin token (development): {token}")
+    print(f"  logs       {state / 'logs'}")
+    print("\nTry: curl -s -X POST http://127.0.0.1:8101/v1/users -H 'content-type: application/json' \\")
+    print("       -d '{\"email\":\"ada@example.com\",\"password\":\"correct horse battery\"}'")
+    print("Ctrl-C stops everything; data is kept for the next run.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""A local SMTP sink: every message is kept as an .eml file a person or a test can read."""
+
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from uuid import uuid4
+
+from aiosmtpd.controller import Controller
+
+
+class _SaveToFolder:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def handle_DATA(self, _server, _session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        name = f"{time.time_ns()}-{uuid4().hex[:8]}.eml"
+        partial = self.folder / f".{name}.part"
+        partial.write_bytes(envelope.original_content or envelope.content)
+        partial.rename(self.folder / name)  # readers never see half a message
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    def __init__(self, folder: Path, port: int, host: str = "127.0.0.1") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.host = host
+        self.port = port
+        self._controller = Controller(_SaveToFolder(folder), hostname=host, port=port)
+
+    def start(self) -> "SmtpSink":
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def messages(self) -> list[EmailMessage]:
+        return [
+            message_from_bytes(path.read_bytes(), policy=policy.default)  # type: ignore[misc]
+            for path in sorted(self.folder.glob("*.eml"))
+        ]

@@ -1,0 +1,230 @@
+"""The event catalog of contract v1.
+
+Every event is a frozen pydantic model. A new version of an event is a new model with a new
+name; a published model is never edited except to add an optional field.
+"""
+
+from datetime import datetime
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from assent_shared import topics
+
+ConsentSource = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
+AcceptanceHow = Literal["signup", "continued_use", "explicit"]
+
+
+class Event(BaseModel):
+    """Base of all events: immutable, and tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    topic: ClassVar[topics.TopicSpec]
+    ce_source: ClassVar[str]
+
+    def key(self) -> str:
+        raise NotImplementedError
+
+    def subject(self) -> str | None:
+        """The user id this event is about, for the `ce_subject` header, where there is one."""
+        return None
+
+
+class UserRegistered(Event):
+    topic = topics.USERS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="Identity's id of the new account.")
+    email: str = Field(description="The normalized email address the user submitted.")
+    registered_at: datetime = Field(description="When the account was created (UTC).")
+    policy_version: int = Field(description="Version of the privacy policy in force at signup.")
+    newsletter_opt_in: bool = Field(
+        description="True unless the user opted out at signup: signing up opts in to the newsletter."
+    )
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
+class UserEmailChanged(Event):
+    topic = topics.USERS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="The account whose email changed.")
+    email: str = Field(description="The new normalized email address.")
+    changed_at: datetime = Field(description="When the change was made (UTC).")
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
+class UserErased(Event):
+    topic = topics.USERS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="The erased account; every service removes its personal data.")
+    erased_at: datetime = Field(description="When the user asked for erasure (UTC).")
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
+class _ConsentChange(Event):
+    topic = topics.CONSENTS
+    ce_source = "/assent/consent"
+
+    subject_id: UUID = Field(description="The user the consent belongs to.")
+    purpose: str = Field(description="What the data is used for, e.g. `newsletter`.")
+    recipient: str = Field(description="`first_party` or the id of a registered processor.")
+    seq: int = Field(ge=1, description="Per-subject sequence, strictly increasing over all consent events.")
+    policy_version: int = Field(description="Version of the privacy policy in force at the change.")
+    source: ConsentSource = Field(
+        description="Where the change came from: signup, user, unsubscribe_link, gpc, admin."
+    )
+    occurred_at: datetime = Field(description="When the change happened (UTC).")
+
+    def key(self) -> str:
+        return str(self.subject_id)
+
+    def subject(self) -> str:
+        return str(self.subject_id)
+
+
+class ConsentGranted(_ConsentChange):
+    """The subject allowed `recipient` to use their data for `purpose`."""
+
+
+class ConsentRevoked(_ConsentChange):
+    """The subject withdrew the permission; nothing more goes out for it."""
+
+
+class PolicyUpdated(Event):
+    topic = topics.POLICIES
+    ce_source = "/assent/policy"
+
+    policy_id: str = Field(description="The policy document, e.g. `privacy`.")
+    version: int = Field(ge=1, description="The version that took effect.")
+    title: str = Field(description="Title of the version.")
+    summary: str = Field(description="What changed, in a sentence or two.")
+    material: bool = Field(default=False, description="Whether the change is material.")
+    effective_at: datetime = Field(description="When the version took effect (UTC).")
+    published_at: datetime = Field(description="When an admin published it (UTC).")
+
+    def key(self) -> str:
+        return self.policy_id
+
+
+class PolicyAccepted(Event):
+    topic = topics.ACCEPTANCES
+    ce_source = "/assent/policy"
+
+    user_id: UUID = Field(description="The user who accepted.")
+    policy_id: str = Field(description="The policy document.")
+    version: int = Field(ge=1, description="The accepted version.")
+    accepted_at: datetime = Field(description="When it was accepted (UTC).")
+    how: AcceptanceHow = Field(description="signup, continued_use or explicit.")
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
+class PageViewed(Event):
+    """A visit, with nothing that identifies a person: no IP address, no user id."""
+
+    topic = topics.HITS
+    ce_source = "/assent/telemetry"
+
+    site_id: str = Field(description="The configured site the hit belongs to.")
+    path: str = Field(description="Path of the page viewed, without query string.")
+    referrer: str | None = Field(default=None, description="Host of the referring site, if any.")
+    browser: str = Field(description="Browser family from the user agent.")
+    os: str = Field(description="Operating system family from the user agent.")
+    device_type: str = Field(description="desktop, mobile, tablet, bot or other.")
+    isp: str | None = Field(default=None, description="Network/ISP name from an offline ASN database.")
+    visitor_hash: str = Field(description="Daily-rotating visitor hash or first-party cookie id.")
+    occurred_at: datetime = Field(description="When the hit was accepted (UTC).")
+
+    def key(self) -> str:
+        return self.site_id
+
+
+class _DeliveryEvent(Event):
+    topic = topics.DELIVERIES
+    ce_source = "/assent/mailer"
+
+    subject_id: UUID = Field(description="The user the delivery concerns.")
+    delivery_id: UUID = Field(description="Unique per delivery; processors drop repeats by it.")
+    kind: str = Field(description="What was delivered, e.g. `welcome` or `subject.shared`.")
+    consent_event_id: str | None = Field(
+        default=None, description="`ce_id` of the consent event that allowed it, where one applies."
+    )
+    recipient: str = Field(default="first_party", description="`first_party` or the processor id.")
+    occurred_at: datetime = Field(description="When it happened (UTC).")
+
+    def key(self) -> str:
+        return str(self.subject_id)
+
+    def subject(self) -> str:
+        return str(self.subject_id)
+
+
+class EmailSent(_DeliveryEvent):
+    """An email left through SMTP."""
+
+
+class EmailBounced(_DeliveryEvent):
+    """An email could not be delivered; a hard bounce suppresses the address."""
+
+
+class ProcessorDelivered(_DeliveryEvent):
+    """A processor acknowledged `subject.shared`."""
+
+
+class ProcessorRevocationSent(_DeliveryEvent):
+    """A processor acknowledged `subject.revoked`."""
+
+
+class ProcessorRegistered(Event):
+    topic = topics.PROCESSORS
+    ce_source = "/assent/mailer"
+
+    processor_id: str = Field(description="The processor's id, used as a consent recipient.")
+    name: str = Field(description="Display name.")
+    purposes: tuple[str, ...] = Field(description="Purposes the processor may receive data for.")
+
+    def key(self) -> str:
+        return self.processor_id
+
+
+CATALOG: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        UserRegistered,
+        UserEmailChanged,
+        UserErased,
+        ConsentGranted,
+        ConsentRevoked,
+        PolicyUpdated,
+        PolicyAccepted,
+        PageViewed,
+        EmailSent,
+        EmailBounced,
+        ProcessorDelivered,
+        ProcessorRevocationSent,
+        ProcessorRegistered,
+    )
+}

@@ -1,0 +1,113 @@
+"""Kafka plumbing: the broker, the producer, declared topics and inbox-backed subscribers."""
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from assent_shared.inbox import Handler, Inbox, Record
+from assent_shared.settings import ServiceSettings
+from assent_shared.topics import TopicSpec, dead_letter_topic
+
+log = structlog.get_logger(__name__)
+
+
+def make_broker(settings: ServiceSettings) -> KafkaBroker:
+    # FastStream logs every message at INFO; per-message logs cost throughput and say nothing new.
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"assent-{settings.service_name}",
+        logger=logging.getLogger("faststream"),
+        log_level=logging.DEBUG,
+    )
+
+
+def make_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"assent-{settings.service_name}-producer",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+
+
+async def ensure_topics(settings: ServiceSettings, specs: Iterable[TopicSpec], extra: Iterable[str] = ()) -> None:
+    """Declare the topics a service uses, so nothing depends on the broker's auto-creation."""
+    wanted = [
+        NewTopic(
+            settings.topic(spec.name),
+            num_partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication,
+            topic_configs=_topic_configs(spec),
+        )
+        for spec in specs
+    ] + [
+        NewTopic(settings.topic(name), settings.topic_partitions, settings.topic_replication) for name in extra
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # a replica starting beside us created it first
+    finally:
+        await admin.close()
+
+
+def _topic_configs(spec: TopicSpec) -> dict[str, str]:
+    configs: dict[str, str] = {}
+    if spec.compacted:
+        configs["cleanup.policy"] = "compact"
+    if spec.retention_ms is not None:
+        configs["retention.ms"] = str(spec.retention_ms)
+    return configs
+
+
+def dead_letterer(settings: ServiceSettings, producer: AIOKafkaProducer):
+    topic = settings.topic(dead_letter_topic(settings.service_name))
+
+    async def send(record: Record, reason: str) -> None:
+        headers = list(record.headers or ()) + [
+            ("dlq_reason", reason.encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+        ]
+        await producer.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
+
+    return send
+
+
+def subscribe(
+    broker: KafkaBroker,
+    settings: ServiceSettings,
+    spec: TopicSpec,
+    inbox: Inbox,
+    handlers: Mapping[str, Handler[Any]],
+) -> None:
+    """Register `on_<topic>`: every record goes through the inbox; offsets commit after it returns."""
+
+    async def handle(message: KafkaMessage) -> None:
+        await inbox.consume(spec.name, message.raw_message, handlers)
+
+    handle.__name__ = "on_" + spec.name.replace(".", "_")
+    broker.subscriber(
+        settings.topic(spec.name),
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+    )(handle)

@@ -1,0 +1,60 @@
+"""Settings common to every service, read from the environment."""
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+_MIN_ADMIN_TOKEN = 32
+
+
+class UnsafeSettings(ValueError):
+    """A setting that is tolerable on a laptop was left at its default in production."""
+
+
+class ServiceSettings(BaseSettings):
+    """Each service subclasses this with its own fields and a default `service_name`."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSENT_", extra="ignore", populate_by_name=True)
+
+    service_name: str
+    environment: Environment = Field(default="production", validation_alias=AliasChoices("ASSENT_ENV"))
+    database_url: str = Field(
+        default="postgresql://assent@127.0.0.1:5432/assent",
+        validation_alias=AliasChoices("DATABASE_URL", "ASSENT_DATABASE_URL"),
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    topic_prefix: str = Field(default="", description="Prefix for every topic; tests isolate runs with it.")
+    topic_partitions: int = Field(default=3, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    consumer_group: str | None = Field(default=None, description="Defaults to assent-<service>.")
+    admin_token: str | None = Field(default=None, validation_alias=AliasChoices("ASSENT_ADMIN_TOKEN"))
+    jwks_url: str = "http://127.0.0.1:8101/.well-known/jwks.json"
+    jwt_issuer: str = "assent-identity"
+    relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
+    relay_poll_seconds: float = 1.0
+    db_pool_max: int = 10
+    log_level: str = "INFO"
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> "ServiceSettings":
+        if self.environment == "production":
+            if not self.admin_token or len(self.admin_token) < _MIN_ADMIN_TOKEN:
+                raise UnsafeSettings(
+                    f"ASSENT_ADMIN_TOKEN must be set to at least {_MIN_ADMIN_TOKEN} characters in production"
+                )
+            if "@127.0.0.1:5432/assent" in self.database_url and "://assent@" in self.database_url:
+                raise UnsafeSettings("DATABASE_URL must be set in production")
+        return self
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or f"assent-{self.service_name}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
