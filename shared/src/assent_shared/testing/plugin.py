@@ -1,5 +1,7 @@
 """pytest plugin (`-p assent_shared.testing.plugin`): session-wide real servers and per-test helpers."""
 
+import os
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,8 +16,10 @@ from assent_shared.testing.infra import Infra, start_infra
 @pytest.fixture(scope="session")
 def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     root: Path = request.config.rootpath
+    state = root / "var" / "test" / str(os.getpid())  # concurrent runs on one machine keep apart
     with ExitStack() as stack:
-        yield start_infra(stack, root / "var" / "test", root / "var" / "cache")
+        stack.callback(shutil.rmtree, state, True)
+        yield start_infra(stack, state, root / "var" / "cache")
 
 
 @pytest.fixture
