@@ -41,9 +41,14 @@ class Runtime:
     inbox: Inbox
     verifier: TokenVerifier
     tasks: list[asyncio.Task] = field(default_factory=list)
+    stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self.tasks.append(asyncio.create_task(coro, name=name))
+
+    def on_stop(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Run `stop` at shutdown, after background tasks have ended."""
+        self.stoppers.append(stop)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            for stop in runtime.stoppers:
+                await stop()
             await producer.stop()
             await pool.close()
             log.info("service stopped")

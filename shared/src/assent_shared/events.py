@@ -198,6 +198,24 @@ class ProcessorRevocationSent(_DeliveryEvent):
     """A processor acknowledged `subject.revoked`."""
 
 
+class UnsubscribeRequested(Event):
+    """A recipient used a one-click unsubscribe link; the consent service records the revocation."""
+
+    topic = topics.DELIVERIES
+    ce_source = "/assent/mailer"
+
+    subject_id: UUID = Field(description="The user who unsubscribed.")
+    purpose: str = Field(description="The purpose withdrawn, e.g. `newsletter`.")
+    recipient: str = Field(default="first_party", description="Whose mail it was.")
+    requested_at: datetime = Field(description="When the link was used (UTC).")
+
+    def key(self) -> str:
+        return str(self.subject_id)
+
+    def subject(self) -> str:
+        return str(self.subject_id)
+
+
 class ProcessorRegistered(Event):
     topic = topics.PROCESSORS
     ce_source = "/assent/mailer"
@@ -225,6 +243,7 @@ CATALOG: dict[str, type[Event]] = {
         EmailBounced,
         ProcessorDelivered,
         ProcessorRevocationSent,
+        UnsubscribeRequested,
         ProcessorRegistered,
     )
 }

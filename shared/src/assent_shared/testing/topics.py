@@ -2,10 +2,11 @@
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from assent_shared.cloudevents import EventMeta, decode_headers
+from assent_shared.cloudevents import EventMeta, decode_headers, encode_headers, meta_for
+from assent_shared.events import Event
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[tuple[EventMeta, ConsumerRecord]]:
@@ -35,3 +36,16 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[EventMeta, Consum
         return records
     finally:
         await consumer.stop()
+
+
+async def publish(bootstrap: str, topic: str, event: Event, meta: EventMeta | None = None) -> EventMeta:
+    """Publish `event` as its producer would (CloudEvents headers); pass `meta` again to redeliver it."""
+    meta = meta or meta_for(event)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, event.model_dump_json().encode(), key=event.key().encode(),
+                                     headers=encode_headers(meta))
+    finally:
+        await producer.stop()
+    return meta

@@ -1,0 +1,55 @@
+"""Consent's rules, free of I/O."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+FIRST_PARTY = "first_party"
+Source = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
+
+
+class UnknownPurpose(ValueError):
+    pass
+
+
+class UnknownRecipient(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ChangeConsent:
+    subject_id: UUID
+    purpose: str
+    recipient: str
+    granted: bool
+    source: Source
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    subject_id: UUID
+    purpose: str
+    recipient: str
+    granted: bool
+    seq: int
+    event_id: UUID
+    updated_at: datetime
+
+
+def check_target(purpose: str, recipient: str, purposes: set[str], processors: dict[str, set[str]]) -> None:
+    """A consent names a configured purpose and first_party or a processor announced for that purpose."""
+    if purpose not in purposes:
+        raise UnknownPurpose(purpose)
+    if recipient != FIRST_PARTY and purpose not in processors.get(recipient, set()):
+        raise UnknownRecipient(recipient)
+
+
+def is_change(current: ConsentState | None, granted: bool) -> bool:
+    """Setting a consent to the state it already has changes nothing; no record means not granted."""
+    return (current.granted if current else False) != granted
+
+
+def third_party_grants(states: list[ConsentState]) -> list[ConsentState]:
+    """What a Global Privacy Control signal withdraws: every grant to someone other than us."""
+    return [s for s in states if s.granted and s.recipient != FIRST_PARTY]

@@ -1,0 +1,106 @@
+"""All of consent's SQL."""
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from assent_consent.domain import ConsentState
+
+_STATE_COLUMNS = "subject_id, purpose, recipient, granted, seq, event_id, updated_at"
+
+
+def _state(row: asyncpg.Record) -> ConsentState:
+    return ConsentState(**dict(row))
+
+
+async def lock_subject(conn: asyncpg.Connection, subject_id: UUID) -> int:
+    """Lock the subject's row (creating it) and return the last seq handed out."""
+    return await conn.fetchval(
+        """INSERT INTO subjects (subject_id) VALUES ($1)
+           ON CONFLICT (subject_id) DO UPDATE SET last_seq = subjects.last_seq
+           RETURNING last_seq""",
+        subject_id,
+    )
+
+
+async def state_of(conn: asyncpg.Connection, subject_id: UUID, purpose: str, recipient: str) -> ConsentState | None:
+    row = await conn.fetchrow(
+        f"SELECT {_STATE_COLUMNS} FROM consent_state WHERE subject_id = $1 AND purpose = $2 AND recipient = $3",
+        subject_id, purpose, recipient,
+    )
+    return _state(row) if row else None
+
+
+async def states_of(conn: asyncpg.Connection, subject_id: UUID) -> list[ConsentState]:
+    rows = await conn.fetch(
+        f"SELECT {_STATE_COLUMNS} FROM consent_state WHERE subject_id = $1 ORDER BY purpose, recipient", subject_id
+    )
+    return [_state(r) for r in rows]
+
+
+async def record_event(conn: asyncpg.Connection, *, event_id: str, subject_id: UUID, seq: int, purpose: str,
+                       recipient: str, granted: bool, policy_version: int, source: str,
+                       occurred_at: datetime) -> ConsentState:
+    await conn.execute(
+        """INSERT INTO consent_events (event_id, subject_id, seq, purpose, recipient, granted, policy_version,
+                                       source, occurred_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        UUID(event_id), subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at,
+    )
+    await conn.execute("UPDATE subjects SET last_seq = $2 WHERE subject_id = $1", subject_id, seq)
+    row = await conn.fetchrow(
+        f"""INSERT INTO consent_state ({_STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (subject_id, purpose, recipient) DO UPDATE
+            SET granted = EXCLUDED.granted, seq = EXCLUDED.seq, event_id = EXCLUDED.event_id,
+                updated_at = EXCLUDED.updated_at
+            RETURNING {_STATE_COLUMNS}""",
+        subject_id, purpose, recipient, granted, seq, UUID(event_id), occurred_at,
+    )
+    return _state(row)
+
+
+async def history_of(conn: asyncpg.Connection, subject_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT event_id, subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at
+           FROM consent_events WHERE subject_id = $1 ORDER BY seq""",
+        subject_id,
+    )
+
+
+async def event_by_id(conn: asyncpg.Connection, event_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT event_id, subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at
+           FROM consent_events WHERE event_id = $1""",
+        event_id,
+    )
+
+
+async def processors(conn: asyncpg.Connection) -> dict[str, set[str]]:
+    return {r["processor_id"]: set(r["purposes"]) for r in await conn.fetch("SELECT processor_id, purposes FROM recipients")}
+
+
+async def processor_rows(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT processor_id, name, purposes FROM recipients ORDER BY processor_id")
+
+
+async def upsert_processor(conn: asyncpg.Connection, processor_id: str, name: str, purposes: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO recipients (processor_id, name, purposes) VALUES ($1, $2, $3)
+           ON CONFLICT (processor_id) DO UPDATE SET name = EXCLUDED.name, purposes = EXCLUDED.purposes,
+                                                    updated_at = now()""",
+        processor_id, name, purposes,
+    )
+
+
+async def policy_version(conn: asyncpg.Connection, policy_id: str) -> int:
+    return await conn.fetchval("SELECT version FROM policy_in_force WHERE policy_id = $1", policy_id) or 1
+
+
+async def record_policy(conn: asyncpg.Connection, policy_id: str, version: int) -> None:
+    await conn.execute(
+        """INSERT INTO policy_in_force (policy_id, version) VALUES ($1, $2)
+           ON CONFLICT (policy_id) DO UPDATE SET version = EXCLUDED.version
+           WHERE policy_in_force.version < EXCLUDED.version""",
+        policy_id, version,
+    )

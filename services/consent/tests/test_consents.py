@@ -1,0 +1,134 @@
+"""Consent on real PostgreSQL and Kafka."""
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import jwt
+import pytest
+
+from assent_consent.main import create_app
+from assent_consent.settings import ConsentSettings
+from assent_shared.events import ProcessorRegistered, UnsubscribeRequested, UserRegistered
+from assent_shared.testing.apps import base_settings, serve
+from assent_shared.testing.helpers import eventually, unique
+from assent_shared.testing.issuer import LocalIssuer
+from assent_shared.testing.topics import publish, read_topic
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    issuer = LocalIssuer()
+    yield issuer
+    issuer.close()
+
+
+@pytest.fixture
+async def consent(infra, new_database, issuer):
+    prefix = unique("ct-") + "."
+    settings = ConsentSettings(**base_settings(infra, await new_database("consent"), prefix, jwks_url=issuer.jwks_url))
+    async with serve(create_app(settings)) as client:
+        client.prefix = prefix
+        client.admin = {"Authorization": f"Bearer {settings.admin_token}"}
+        yield client
+
+
+def registered(user_id, opt_in=True):
+    return UserRegistered(user_id=user_id, email=f"{unique()}@example.com", registered_at=datetime.now(UTC),
+                          policy_version=1, newsletter_opt_in=opt_in)
+
+
+async def consent_events(infra, client, subject_id):
+    records = await read_topic(infra.kafka_bootstrap, client.prefix + "consent.consents.v1")
+    return [(m, r) for m, r in records if m.subject == str(subject_id)]
+
+
+async def test_signup_grants_newsletter_once_even_when_redelivered(consent, infra, issuer):
+    user_id = uuid4()
+    meta = await publish(infra.kafka_bootstrap, consent.prefix + "identity.users.v1", registered(user_id))
+    await publish(infra.kafka_bootstrap, consent.prefix + "identity.users.v1", registered(user_id), meta=meta)
+
+    async def granted():
+        response = await consent.get(f"/v1/subjects/{user_id}/consents", headers=consent.admin)
+        return response.json() if response.status_code == 200 and response.json() else None
+
+    [state] = await eventually(granted)
+    assert (state["purpose"], state["recipient"], state["granted"], state["seq"]) == ("newsletter", "first_party", True, 1)
+    [(meta_out, record)] = await eventually(lambda: consent_events(infra, consent, user_id))
+    assert meta_out.type == "ConsentGranted" and b'"source":"signup"' in record.value
+    assert str(meta_out.id) == state["event_id"]
+
+
+async def test_opt_out_at_signup_grants_nothing(consent, infra):
+    opted_out, control = uuid4(), uuid4()
+    topic = consent.prefix + "identity.users.v1"
+    await publish(infra.kafka_bootstrap, topic, registered(opted_out, opt_in=False))
+    await publish(infra.kafka_bootstrap, topic, registered(control))
+    await eventually(lambda: consent_events(infra, consent, control))
+    assert (await consent.get(f"/v1/subjects/{opted_out}/consents", headers=consent.admin)).json() == []
+
+
+async def test_user_changes_only_their_own_and_no_op_changes_publish_nothing(consent, infra, issuer):
+    me, other = uuid4(), uuid4()
+    mine = {"Authorization": f"Bearer {issuer.token(me)}"}
+    url = f"/v1/subjects/{me}/consents/newsletter/first_party"
+    first = await consent.put(url, json={"granted": True}, headers=mine)
+    assert first.status_code == 200 and first.json()["seq"] == 1
+    again = await consent.put(url, json={"granted": True}, headers=mine)
+    assert again.status_code == 200 and again.json()["seq"] == 1
+    revoked = await consent.put(url, json={"granted": False}, headers=mine)
+    assert revoked.json()["seq"] == 2 and revoked.json()["granted"] is False
+    await eventually(lambda: _count(infra, consent, me, 2))
+    assert (await consent.put(f"/v1/subjects/{other}/consents/newsletter/first_party", json={"granted": True},
+                              headers=mine)).status_code == 403
+    assert (await consent.get(f"/v1/subjects/{other}/consents", headers=mine)).status_code == 403
+    assert (await consent.get(f"/v1/subjects/{me}/consents")).status_code == 401
+    assert (await consent.get(f"/v1/subjects/{me}/consents", headers={"Authorization": "Bearer forged"})).status_code == 401
+    unknown = await consent.put(f"/v1/subjects/{me}/consents/astrology/first_party", json={"granted": True}, headers=mine)
+    assert unknown.status_code == 422 and unknown.headers["content-type"] == "application/problem+json"
+    stranger = await consent.put(f"/v1/subjects/{me}/consents/surveys/nobody", json={"granted": True}, headers=mine)
+    assert stranger.status_code == 422
+    malformed = await consent.put(url, json={"granted": "maybe"}, headers=mine)
+    assert malformed.status_code == 422
+    assert len(await consent_events(infra, consent, me)) == 2
+
+
+async def _count(infra, client, subject, n):
+    return len(await consent_events(infra, client, subject)) == n
+
+
+async def test_processor_recipient_gpc_and_receipts(consent, infra, issuer):
+    me = uuid4()
+    mine = {"Authorization": f"Bearer {issuer.token(me)}"}
+    processor = unique("survey-co-")
+    await publish(infra.kafka_bootstrap, consent.prefix + "mailer.processors.v1",
+                  ProcessorRegistered(processor_id=processor, name="Survey Co", purposes=("surveys",)))
+
+    async def known():
+        purposes = (await consent.get("/v1/purposes")).json()
+        return processor in next(p for p in purposes if p["purpose"] == "surveys")["recipients"]
+
+    await eventually(known)
+    granted = await consent.put(f"/v1/subjects/{me}/consents/surveys/{processor}", json={"granted": True}, headers=mine)
+    assert granted.status_code == 200 and granted.json()["granted"]
+    listed = await consent.get(f"/v1/subjects/{me}/consents", headers={**mine, "Sec-GPC": "1"})
+    [state] = listed.json()
+    assert state["granted"] is False and state["seq"] == 2
+    history = (await consent.get(f"/v1/subjects/{me}/consents/history", headers=mine)).json()
+    assert [h["receipt"]["method"] for h in history] == ["user", "gpc"]
+    receipt = (await consent.get(f"/v1/receipts/{state['event_id']}", headers=mine)).json()
+    keys = (await consent.get("/v1/receipts/.well-known/jwks.json")).json()["keys"]
+    verified = jwt.decode(receipt["signature"], jwt.PyJWK(keys[0]).key, algorithms=["EdDSA"])
+    assert verified == receipt["receipt"] and verified["state"] == "withdrawn"
+    assert (await consent.get(f"/v1/receipts/{state['event_id']}",
+                              headers={"Authorization": f"Bearer {issuer.token(uuid4())}"})).status_code == 404
+
+
+async def test_unsubscribe_link_becomes_a_revocation(consent, infra):
+    me = uuid4()
+    await publish(infra.kafka_bootstrap, consent.prefix + "identity.users.v1", registered(me))
+    await eventually(lambda: _count(infra, consent, me, 1))
+    await publish(infra.kafka_bootstrap, consent.prefix + "mailer.deliveries.v1",
+                  UnsubscribeRequested(subject_id=me, purpose="newsletter", requested_at=datetime.now(UTC)))
+    await eventually(lambda: _count(infra, consent, me, 2))
+    [(meta, record)] = (await consent_events(infra, consent, me))[1:]
+    assert meta.type == "ConsentRevoked" and b'"source":"unsubscribe_link"' in record.value

@@ -1,0 +1,81 @@
+"""The mailer's HTTP surface: the processor registry, delivery records, newsletters, unsubscribe."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AnyHttpUrl, BaseModel, Field
+
+from assent_mailer.handlers import MailerHandlers
+from assent_mailer.messages import BadToken
+from assent_shared.auth import require_admin
+from assent_shared.bootstrap import Runtime
+from assent_shared.problems import Problem
+
+router = APIRouter()
+ProcessorId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def handlers(request: Request) -> MailerHandlers:
+    return request.app.state.service
+
+
+def admin(request: Request) -> None:
+    runtime: Runtime = request.app.state.runtime
+    require_admin(request, runtime.settings.admin_token)
+
+
+class ProcessorIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    endpoint_url: AnyHttpUrl
+    purposes: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]] = Field(min_length=1, max_length=20)
+    signing_secret: str = Field(min_length=16, max_length=200)
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: UUID
+    kind: str
+    recipient: str
+    purpose: str | None
+    status: str
+    consent_event_id: str | None
+    created_at: datetime
+    attempts: int
+    sent_at: datetime | None
+
+
+class NewsletterIn(BaseModel):
+    issue_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+@router.put("/v1/processors/{processor_id}", status_code=200, dependencies=[Depends(admin)])
+async def put_processor(processor_id: ProcessorId, body: ProcessorIn,
+                        service: MailerHandlers = Depends(handlers)) -> dict:
+    await service.register_processor(processor_id, body.name, str(body.endpoint_url), body.purposes,
+                                     body.signing_secret)
+    return {"processor_id": processor_id, "name": body.name, "endpoint_url": str(body.endpoint_url),
+            "purposes": body.purposes}
+
+
+@router.get("/v1/subjects/{subject_id}/deliveries", response_model=list[DeliveryOut], dependencies=[Depends(admin)])
+async def list_deliveries(subject_id: UUID, service: MailerHandlers = Depends(handlers)) -> list[DeliveryOut]:
+    return [DeliveryOut(**{k: r[k] for k in DeliveryOut.model_fields}) for r in await service.deliveries_of(subject_id)]
+
+
+@router.post("/v1/newsletters", status_code=202, dependencies=[Depends(admin)])
+async def send_newsletter(body: NewsletterIn, service: MailerHandlers = Depends(handlers)) -> dict:
+    return {"issue_id": body.issue_id, "queued": await service.send_newsletter(body.issue_id, body.title, body.body)}
+
+
+@router.post("/v1/unsubscribe", status_code=200, responses={400: {"description": "Bad token"}})
+async def one_click_unsubscribe(token: Annotated[str, Query(min_length=10, max_length=400)],
+                                service: MailerHandlers = Depends(handlers)) -> Response:
+    """RFC 8058 one-click: a POST with the signed token from the List-Unsubscribe URL, no login."""
+    try:
+        await service.unsubscribe(token)
+    except BadToken:
+        raise Problem(400, "Invalid unsubscribe link", "The link is damaged or was not issued by us.")
+    return Response('{"unsubscribed":true}', media_type="application/json")

@@ -1,0 +1,51 @@
+"""The two ways out: SMTP for email, signed HTTPS webhooks for processors."""
+
+import hashlib
+import hmac
+import json
+import time
+from email.message import EmailMessage
+
+import aiosmtplib
+import httpx
+
+from assent_mailer.settings import MailerSettings
+
+
+class DeliveryFailed(Exception):
+    """The far side did not take it; retried later."""
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class Webhooks:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def post(self, url: str, secret: str, payload: dict) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = {"content-type": "application/json", "Assent-Signature": sign(secret, body, int(time.time()))}
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(type(exc).__name__) from exc
+        if not 200 <= response.status_code < 300:
+            raise DeliveryFailed(f"HTTP {response.status_code}")
+
+
+class Smtp:
+    def __init__(self, settings: MailerSettings) -> None:
+        self._settings = settings
+
+    async def send(self, message: EmailMessage) -> None:
+        s = self._settings
+        try:
+            await aiosmtplib.send(
+                message, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
+                password=s.smtp_password, start_tls=s.smtp_starttls, timeout=10,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(type(exc).__name__) from exc

@@ -1,0 +1,135 @@
+"""Sends due deliveries. Replicas share the work: each claims rows with FOR UPDATE SKIP LOCKED.
+
+A claimed row stays locked until its outcome commits, so a revoke that arrives mid-send waits,
+then sees the share as sent and plans the revocation. A crash after sending and before the
+commit sends the same delivery id again; processors drop the repeat by that id.
+"""
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+
+from assent_mailer import domain, messages, storage
+from assent_mailer.channels import DeliveryFailed, Smtp, Webhooks
+from assent_mailer.handlers import MailerHandlers
+from assent_mailer.settings import MailerSettings
+from assent_shared import outbox
+from assent_shared.events import EmailSent, ProcessorDelivered, ProcessorRevocationSent
+
+log = structlog.get_logger(__name__)
+Send = Callable[[], Awaitable[None]]
+
+
+class Dispatcher:
+    def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, handlers: MailerHandlers, smtp: Smtp,
+                 webhooks: Webhooks) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._handlers = handlers
+        self._smtp = smtp
+        self._webhooks = webhooks
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.dispatch_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatch failed; retrying", error=type(exc).__name__)
+                sent = 0
+            if sent < self._settings.dispatch_batch:
+                self._handlers.work_arrived.clear()
+                try:
+                    await asyncio.wait_for(self._handlers.work_arrived.wait(), self._settings.dispatch_poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def dispatch_once(self) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await storage.claim_due(conn, self._settings.dispatch_batch)
+            # One connection runs one query at a time: prepare in turn, then send side by side.
+            prepared = [await self._prepare(conn, row) for row in rows]
+            outcomes = await asyncio.gather(*(_attempt(send) for send in prepared))
+            for row, outcome in zip(rows, outcomes, strict=True):
+                await self._record(conn, row, outcome)
+        return len(rows)
+
+    async def _prepare(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
+        """The send to make, or None when the gate or an erasure says it must not go out any more."""
+        if row["channel"] == "email":
+            return await self._prepare_email(conn, row)
+        return await self._prepare_webhook(conn, row)
+
+    async def _prepare_email(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
+        email = await storage.email_of(conn, row["subject_id"])
+        if email is None:
+            return None
+        s = self._settings
+        if row["kind"] == "newsletter":
+            consent = await storage.consent_of(conn, row["subject_id"], "newsletter", domain.FIRST_PARTY)
+            if consent is None or not consent.granted:
+                return None
+            token = messages.unsubscribe_token(s.signing_secret, row["subject_id"], "newsletter")
+            content = _json(row["content"])
+            message = messages.newsletter(s.mail_from, email, row["delivery_id"], content["title"], content["body"],
+                                          f"{s.public_url}/v1/unsubscribe?token={token}")
+        else:
+            message = messages.welcome(s.mail_from, email, row["delivery_id"])
+        return lambda: self._smtp.send(message)
+
+    async def _prepare_webhook(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
+        delivery = domain.ProcessorDelivery(row["delivery_id"], row["kind"], row["recipient"], row["purpose"],
+                                            row["consent_event_id"], row["status"])
+        current = await storage.consent_of(conn, row["subject_id"], row["purpose"], row["recipient"])
+        if not domain.may_send(delivery, current, await storage.processors(conn)):
+            return None
+        target = await storage.processor(conn, row["recipient"])
+        if target is None:
+            return None
+        payload = {
+            "event": row["kind"], "delivery_id": str(row["delivery_id"]), "subject_id": str(row["subject_id"]),
+            "purpose": row["purpose"], "consent_event_id": row["consent_event_id"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+        if row["kind"] == domain.SHARED:
+            email = await storage.email_of(conn, row["subject_id"])
+            if email is None:
+                return None
+            payload["email"] = email
+        return lambda: self._webhooks.post(target["endpoint_url"], target["signing_secret"], payload)
+
+    async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: str | Exception) -> None:
+        if isinstance(outcome, Exception):
+            delay = domain.retry_delay(row["attempts"] + 1, self._settings.retry_base_seconds,
+                                       self._settings.retry_max_seconds)
+            await storage.schedule_retry(conn, row["delivery_id"], datetime.now(UTC) + timedelta(seconds=delay),
+                                         str(outcome))
+            log.info("delivery failed; will retry", delivery_id=str(row["delivery_id"]), kind=row["kind"],
+                     attempt=row["attempts"] + 1, error=str(outcome))
+            return
+        if outcome == "cancelled":
+            await storage.mark_status(conn, row["delivery_id"], "cancelled")
+            return
+        await storage.mark_sent(conn, row["delivery_id"])
+        event_type = {domain.SHARED: ProcessorDelivered, domain.REVOKED: ProcessorRevocationSent}.get(row["kind"], EmailSent)
+        await outbox.enqueue(conn, event_type(
+            subject_id=row["subject_id"], delivery_id=row["delivery_id"], kind=row["kind"],
+            consent_event_id=row["consent_event_id"], recipient=row["recipient"], occurred_at=datetime.now(UTC),
+        ))
+
+
+async def _attempt(send: Send | None) -> str | Exception:
+    if send is None:
+        return "cancelled"
+    try:
+        await send()
+    except DeliveryFailed as exc:
+        return exc
+    return "sent"
+
+
+def _json(value: object) -> dict:
+    return json.loads(value) if isinstance(value, str) else dict(value)  # type: ignore[arg-type]

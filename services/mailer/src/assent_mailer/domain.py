@@ -1,0 +1,93 @@
+"""The consent gate and delivery rules, free of I/O.
+
+`plan` is the whole decision: given what the mailer knows of one subject, which deliveries to
+create and which waiting ones to cancel. Every event about the subject is followed by a plan,
+so the order in which topics arrive never changes the outcome.
+"""
+
+import random
+from dataclasses import dataclass, field
+from uuid import UUID
+
+FIRST_PARTY = "first_party"
+SHARED = "subject.shared"
+REVOKED = "subject.revoked"
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    purpose: str
+    recipient: str
+    granted: bool
+    seq: int
+    event_id: str
+
+
+@dataclass(frozen=True)
+class ProcessorDelivery:
+    delivery_id: UUID
+    kind: str
+    recipient: str
+    purpose: str
+    consent_event_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    kind: str
+    recipient: str
+    purpose: str
+    consent_event_id: str
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.kind}:{self.recipient}:{self.consent_event_id}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    create: list[NewDelivery] = field(default_factory=list)
+    cancel: list[UUID] = field(default_factory=list)
+
+
+def applies(held: ConsentView | None, incoming_seq: int) -> bool:
+    """Gate rule 2: an event at or below the seq already held changes nothing."""
+    return held is None or incoming_seq > held.seq
+
+
+def plan(consents: list[ConsentView], email_known: bool, processors: dict[str, set[str]],
+         deliveries: list[ProcessorDelivery]) -> Plan:
+    result = Plan()
+    for consent in consents:
+        if consent.recipient == FIRST_PARTY:
+            continue
+        same_key = [d for d in deliveries if d.recipient == consent.recipient and d.purpose == consent.purpose]
+        if consent.granted:
+            allowed = consent.purpose in processors.get(consent.recipient, set())
+            already = any(d.kind == SHARED and d.consent_event_id == consent.event_id for d in same_key)
+            if email_known and allowed and not already:
+                result.create.append(NewDelivery(SHARED, consent.recipient, consent.purpose, consent.event_id))
+            continue
+        result.cancel.extend(d.delivery_id for d in same_key if d.kind == SHARED and d.status == "pending")
+        data_went_out = any(d.kind == SHARED and d.status == "sent" for d in same_key)
+        told = any(d.kind == REVOKED and d.consent_event_id == consent.event_id for d in same_key)
+        if data_went_out and not told:
+            result.create.append(NewDelivery(REVOKED, consent.recipient, consent.purpose, consent.event_id))
+    return result
+
+
+def may_send(delivery: ProcessorDelivery, current: ConsentView | None, processors: dict[str, set[str]]) -> bool:
+    """Checked again just before sending: a share goes out only on the grant that is still the newest."""
+    if delivery.kind == REVOKED:
+        return True
+    return (
+        current is not None and current.granted and current.event_id == delivery.consent_event_id
+        and delivery.purpose in processors.get(delivery.recipient, set())
+    )
+
+
+def retry_delay(attempts: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter, so failing processors are not hammered in lockstep."""
+    ceiling = min(cap, base * 2 ** max(0, attempts - 1))
+    return (rng or random).uniform(ceiling / 2, ceiling)

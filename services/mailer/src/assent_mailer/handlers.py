@@ -1,0 +1,105 @@
+"""The mailer's use cases: keep the consent view and contacts, plan deliveries, run the registry."""
+
+import asyncio
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from assent_mailer import domain, messages, storage
+from assent_mailer.settings import MailerSettings
+from assent_shared import outbox
+from assent_shared.cloudevents import EventMeta
+from assent_shared.events import (
+    ConsentGranted, ConsentRevoked, ProcessorRegistered, UnsubscribeRequested, UserEmailChanged, UserErased,
+    UserRegistered,
+)
+
+
+class MailerHandlers:
+    def __init__(self, pool: asyncpg.Pool, settings: MailerSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self.work_arrived = asyncio.Event()
+
+    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered, _meta: EventMeta) -> None:
+        await storage.lock_subject(conn, event.user_id)
+        if not await storage.upsert_contact(conn, event.user_id, event.email):
+            return
+        # Transactional mail: needs no consent.
+        await storage.insert_delivery(
+            conn, delivery_id=uuid4(), dedupe_key=f"welcome:{event.user_id}", subject_id=event.user_id,
+            kind="welcome", channel="email", recipient=domain.FIRST_PARTY,
+        )
+        await self._replan(conn, event.user_id)
+
+    async def apply_email_changed(self, conn: asyncpg.Connection, event: UserEmailChanged, _meta: EventMeta) -> None:
+        await storage.lock_subject(conn, event.user_id)
+        if await storage.upsert_contact(conn, event.user_id, event.email):
+            await self._replan(conn, event.user_id)
+
+    async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
+        await storage.lock_subject(conn, event.user_id)
+        await storage.erase_contact(conn, event.user_id)
+        await storage.cancel_all_pending(conn, event.user_id)
+
+    async def apply_consent(self, conn: asyncpg.Connection, event: ConsentGranted | ConsentRevoked,
+                            meta: EventMeta) -> None:
+        await storage.lock_subject(conn, event.subject_id)
+        view = domain.ConsentView(event.purpose, event.recipient, isinstance(event, ConsentGranted), event.seq, meta.id)
+        held = await storage.consent_of(conn, event.subject_id, event.purpose, event.recipient)
+        if domain.applies(held, event.seq) and await storage.apply_consent(conn, event.subject_id, view):
+            await self._replan(conn, event.subject_id)
+
+    async def _replan(self, conn: asyncpg.Connection, subject_id: UUID) -> None:
+        decided = domain.plan(
+            await storage.consents_of(conn, subject_id),
+            await storage.email_of(conn, subject_id) is not None,
+            await storage.processors(conn),
+            await storage.processor_deliveries(conn, subject_id),
+        )
+        if decided.cancel:
+            await storage.cancel(conn, decided.cancel)
+        for new in decided.create:
+            await storage.insert_delivery(
+                conn, delivery_id=uuid4(), dedupe_key=new.dedupe_key, subject_id=subject_id, kind=new.kind,
+                channel="webhook", recipient=new.recipient, purpose=new.purpose,
+                consent_event_id=new.consent_event_id,
+            )
+        self.work_arrived.set()
+
+    async def register_processor(self, processor_id: str, name: str, endpoint_url: str, purposes: list[str],
+                                 signing_secret: str) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await storage.upsert_processor(conn, processor_id, name, endpoint_url, purposes, signing_secret)
+            await outbox.enqueue(conn, ProcessorRegistered(processor_id=processor_id, name=name,
+                                                           purposes=tuple(purposes)))
+            for subject_id in await storage.subjects_granting(conn, processor_id):
+                await storage.lock_subject(conn, subject_id)
+                await self._replan(conn, subject_id)
+
+    async def send_newsletter(self, issue_id: str, title: str, body: str) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            audience = await storage.newsletter_audience(conn)
+            created = 0
+            for subject_id in audience:
+                created += await storage.insert_delivery(
+                    conn, delivery_id=uuid4(), dedupe_key=f"newsletter:{issue_id}:{subject_id}",
+                    subject_id=subject_id, kind="newsletter", channel="email", recipient=domain.FIRST_PARTY,
+                    purpose="newsletter", content={"title": title, "body": body},
+                )
+        self.work_arrived.set()
+        return created
+
+    async def unsubscribe(self, token: str) -> None:
+        subject_id, purpose = messages.read_unsubscribe_token(self._settings.signing_secret, token)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await storage.lock_subject(conn, subject_id)
+            await storage.withdraw_locally(conn, subject_id, purpose)
+            await storage.cancel_pending_mail(conn, subject_id, purpose)
+            await outbox.enqueue(conn, UnsubscribeRequested(subject_id=subject_id, purpose=purpose,
+                                                            requested_at=datetime.now(UTC)))
+
+    async def deliveries_of(self, subject_id: UUID) -> list[asyncpg.Record]:
+        async with self._pool.acquire() as conn:
+            return await storage.deliveries_of(conn, subject_id)

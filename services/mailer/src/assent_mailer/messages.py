@@ -1,0 +1,59 @@
+"""The emails the mailer writes, including RFC 8058 one-click unsubscribe for the newsletter."""
+
+import base64
+import hashlib
+import hmac
+from email.message import EmailMessage
+from email.utils import make_msgid
+from uuid import UUID
+
+
+class BadToken(ValueError):
+    pass
+
+
+def unsubscribe_token(secret: str, subject_id: UUID, purpose: str) -> str:
+    payload = f"{subject_id}:{purpose}".encode()
+    mac = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(payload + b"." + mac).rstrip(b"=").decode()
+
+
+def read_unsubscribe_token(secret: str, token: str) -> tuple[UUID, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload, mac = raw.rsplit(b".", 1)
+        expected = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(mac, expected):
+            raise BadToken("signature")
+        subject, purpose = payload.decode().split(":", 1)
+        return UUID(subject), purpose
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadToken("malformed") from exc
+
+
+def _base(sender: str, to: str, subject: str, delivery_id: UUID) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    # The delivery id in Message-ID lets a relay or a reader spot a repeat after a crash.
+    message["Message-ID"] = make_msgid(idstring=str(delivery_id), domain="assent.example")
+    message["X-Assent-Delivery-Id"] = str(delivery_id)
+    return message
+
+
+def welcome(sender: str, to: str, delivery_id: UUID) -> EmailMessage:
+    message = _base(sender, to, "Welcome to the Assent demo site", delivery_id)
+    message.set_content(
+        "Welcome!\n\nYour account is ready. You can read and change every consent you gave us in your "
+        "account settings, download all we hold about you, or erase your account at any time.\n"
+    )
+    return message
+
+
+def newsletter(sender: str, to: str, delivery_id: UUID, title: str, body: str, unsubscribe_url: str) -> EmailMessage:
+    message = _base(sender, to, title, delivery_id)
+    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(f"{body}\n\nUnsubscribe with one click: {unsubscribe_url}\n")
+    return message

@@ -1,0 +1,194 @@
+"""All of the mailer's SQL."""
+
+import json
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from assent_mailer.domain import ConsentView, ProcessorDelivery
+
+_DELIVERY = ("delivery_id, subject_id, kind, channel, recipient, purpose, consent_event_id, status, attempts, "
+             "content, created_at, sent_at")
+
+
+async def lock_subject(conn: asyncpg.Connection, subject_id: UUID) -> None:
+    """Serialize the events of one subject so two plans never race each other."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(subject_id))
+
+
+async def upsert_contact(conn: asyncpg.Connection, subject_id: UUID, email: str) -> bool:
+    """False when the subject was erased: a redelivered registration must not bring them back."""
+    status = await conn.execute(
+        """INSERT INTO contacts (subject_id, email) VALUES ($1, $2)
+           ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email, updated_at = now()
+           WHERE contacts.erased_at IS NULL""",
+        subject_id, email,
+    )
+    return status.endswith(" 1")
+
+
+async def email_of(conn: asyncpg.Connection, subject_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT email FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
+
+
+async def consent_of(conn: asyncpg.Connection, subject_id: UUID, purpose: str, recipient: str) -> ConsentView | None:
+    row = await conn.fetchrow(
+        """SELECT purpose, recipient, granted, seq, event_id FROM consent_view
+           WHERE subject_id = $1 AND purpose = $2 AND recipient = $3""",
+        subject_id, purpose, recipient,
+    )
+    return ConsentView(**dict(row)) if row else None
+
+
+async def consents_of(conn: asyncpg.Connection, subject_id: UUID) -> list[ConsentView]:
+    rows = await conn.fetch(
+        "SELECT purpose, recipient, granted, seq, event_id FROM consent_view WHERE subject_id = $1", subject_id
+    )
+    return [ConsentView(**dict(r)) for r in rows]
+
+
+async def apply_consent(conn: asyncpg.Connection, subject_id: UUID, view: ConsentView) -> bool:
+    status = await conn.execute(
+        """INSERT INTO consent_view (subject_id, purpose, recipient, granted, seq, event_id)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (subject_id, purpose, recipient) DO UPDATE
+           SET granted = EXCLUDED.granted, seq = EXCLUDED.seq, event_id = EXCLUDED.event_id
+           WHERE consent_view.seq < EXCLUDED.seq""",
+        subject_id, view.purpose, view.recipient, view.granted, view.seq, view.event_id,
+    )
+    return status.endswith(" 1")
+
+
+async def processors(conn: asyncpg.Connection) -> dict[str, set[str]]:
+    return {r["processor_id"]: set(r["purposes"]) for r in await conn.fetch("SELECT processor_id, purposes FROM processors")}
+
+
+async def processor(conn: asyncpg.Connection, processor_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT processor_id, name, endpoint_url, purposes, signing_secret FROM processors WHERE processor_id = $1",
+        processor_id,
+    )
+
+
+async def upsert_processor(conn: asyncpg.Connection, processor_id: str, name: str, endpoint_url: str,
+                           purposes: list[str], signing_secret: str) -> None:
+    await conn.execute(
+        """INSERT INTO processors (processor_id, name, endpoint_url, purposes, signing_secret)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (processor_id) DO UPDATE SET name = EXCLUDED.name, endpoint_url = EXCLUDED.endpoint_url,
+               purposes = EXCLUDED.purposes, signing_secret = EXCLUDED.signing_secret, updated_at = now()""",
+        processor_id, name, endpoint_url, purposes, signing_secret,
+    )
+
+
+async def subjects_granting(conn: asyncpg.Connection, processor_id: str) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT subject_id FROM consent_view WHERE recipient = $1 AND granted", processor_id
+    )
+    return [r["subject_id"] for r in rows]
+
+
+async def processor_deliveries(conn: asyncpg.Connection, subject_id: UUID) -> list[ProcessorDelivery]:
+    rows = await conn.fetch(
+        """SELECT delivery_id, kind, recipient, purpose, consent_event_id, status FROM deliveries
+           WHERE subject_id = $1 AND channel = 'webhook'""",
+        subject_id,
+    )
+    return [ProcessorDelivery(**dict(r)) for r in rows]
+
+
+async def insert_delivery(conn: asyncpg.Connection, *, delivery_id: UUID, dedupe_key: str, subject_id: UUID,
+                          kind: str, channel: str, recipient: str, purpose: str | None = None,
+                          consent_event_id: str | None = None, content: dict | None = None) -> bool:
+    status = await conn.execute(
+        """INSERT INTO deliveries (delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose,
+                                   consent_event_id, content)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) ON CONFLICT (dedupe_key) DO NOTHING""",
+        delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose, consent_event_id,
+        json.dumps(content) if content is not None else None,
+    )
+    return status.endswith(" 1")
+
+
+async def cancel(conn: asyncpg.Connection, delivery_ids: list[UUID]) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'cancelled' WHERE delivery_id = ANY($1::uuid[]) AND status = 'pending'",
+        delivery_ids,
+    )
+
+
+async def cancel_all_pending(conn: asyncpg.Connection, subject_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND status = 'pending' "
+        "AND kind <> 'subject.revoked'",
+        subject_id,
+    )
+
+
+async def claim_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Due deliveries, locked so that other replicas skip them until this transaction ends."""
+    return await conn.fetch(
+        f"""SELECT {_DELIVERY} FROM deliveries
+            WHERE status = 'pending' AND next_attempt_at <= now()
+            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit,
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, delivery_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL "
+        "WHERE delivery_id = $1",
+        delivery_id,
+    )
+
+
+async def mark_status(conn: asyncpg.Connection, delivery_id: UUID, status: str) -> None:
+    await conn.execute("UPDATE deliveries SET status = $2 WHERE delivery_id = $1", delivery_id, status)
+
+
+async def schedule_retry(conn: asyncpg.Connection, delivery_id: UUID, at: datetime, error: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE delivery_id = $1",
+        delivery_id, at, error,
+    )
+
+
+async def deliveries_of(conn: asyncpg.Connection, subject_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {_DELIVERY} FROM deliveries WHERE subject_id = $1 ORDER BY created_at, delivery_id", subject_id
+    )
+
+
+async def newsletter_audience(conn: asyncpg.Connection) -> list[UUID]:
+    rows = await conn.fetch(
+        """SELECT v.subject_id FROM consent_view v JOIN contacts c USING (subject_id)
+           WHERE v.purpose = 'newsletter' AND v.recipient = 'first_party' AND v.granted
+             AND c.email IS NOT NULL AND c.erased_at IS NULL"""
+    )
+    return [r["subject_id"] for r in rows]
+
+
+async def withdraw_locally(conn: asyncpg.Connection, subject_id: UUID, purpose: str) -> None:
+    """Stop at once on an unsubscribe; the consent service's ConsentRevoked (higher seq) follows."""
+    await conn.execute(
+        "UPDATE consent_view SET granted = false WHERE subject_id = $1 AND purpose = $2 AND recipient = 'first_party'",
+        subject_id, purpose,
+    )
+
+
+async def erase_contact(conn: asyncpg.Connection, subject_id: UUID) -> None:
+    await conn.execute(
+        """INSERT INTO contacts (subject_id, email, erased_at) VALUES ($1, NULL, now())
+           ON CONFLICT (subject_id) DO UPDATE SET email = NULL, erased_at = now(), updated_at = now()""",
+        subject_id,
+    )
+
+
+async def cancel_pending_mail(conn: asyncpg.Connection, subject_id: UUID, purpose: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND purpose = $2 "
+        "AND channel = 'email' AND status = 'pending'",
+        subject_id, purpose,
+    )

@@ -1,0 +1,19 @@
+"""The mailer's Kafka subscribers."""
+
+from assent_mailer.handlers import MailerHandlers
+from assent_shared import kafka, topics
+from assent_shared.bootstrap import Runtime
+from assent_shared.events import ConsentGranted, ConsentRevoked, UserEmailChanged, UserErased, UserRegistered
+from assent_shared.inbox import Handler
+
+
+def register(runtime: Runtime, service: MailerHandlers) -> None:
+    kafka.subscribe(runtime.broker, runtime.settings, topics.USERS, runtime.inbox, {
+        "UserRegistered": Handler(UserRegistered, service.apply_user_registered),
+        "UserEmailChanged": Handler(UserEmailChanged, service.apply_email_changed),
+        "UserErased": Handler(UserErased, service.apply_user_erased),
+    })
+    kafka.subscribe(runtime.broker, runtime.settings, topics.CONSENTS, runtime.inbox, {
+        "ConsentGranted": Handler(ConsentGranted, service.apply_consent),
+        "ConsentRevoked": Handler(ConsentRevoked, service.apply_consent),
+    })
