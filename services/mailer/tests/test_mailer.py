@@ -1,0 +1,172 @@
+"""The mailer on real PostgreSQL and Kafka, with a real SMTP sink and a local processor."""
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+
+from assent_mailer.main import create_app
+from assent_mailer.settings import MailerSettings
+from assent_shared.devstack.smtp_sink import SmtpSink
+from assent_shared.events import ConsentGranted, ConsentRevoked, UserRegistered
+from assent_shared.testing.apps import base_settings, serve
+from assent_shared.testing.helpers import eventually, free_port, unique
+from assent_shared.testing.receiver import ProcessorReceiver
+from assent_shared.testing.topics import publish, read_topic
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory):
+    sink = SmtpSink(tmp_path_factory.mktemp("mail"), free_port()).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+async def mailer(infra, new_database, sink):
+    prefix = unique("mt-") + "."
+    settings = MailerSettings(**base_settings(infra, await new_database("mailer"), prefix, smtp_port=sink.port,
+                                              retry_base_seconds=0.05, retry_max_seconds=0.2))
+    async with serve(create_app(settings)) as client:
+        client.prefix = prefix
+        client.admin = {"Authorization": f"Bearer {settings.admin_token}"}
+        yield client
+
+
+@pytest.fixture
+def processor():
+    receiver = ProcessorReceiver(secret="processor-secret-" + unique())
+    yield receiver
+    receiver.close()
+
+
+def mail_to(sink, address):
+    return [m for m in sink.messages() if m["To"] == address]
+
+
+async def register(infra, mailer, user_id, email):
+    await publish(infra.kafka_bootstrap, mailer.prefix + "identity.users.v1", UserRegistered(
+        user_id=user_id, email=email, registered_at=datetime.now(UTC), policy_version=1, newsletter_opt_in=True))
+
+
+async def consent(infra, mailer, subject, purpose, recipient, granted, seq):
+    kind = ConsentGranted if granted else ConsentRevoked
+    return await publish(infra.kafka_bootstrap, mailer.prefix + "consent.consents.v1", kind(
+        subject_id=subject, purpose=purpose, recipient=recipient, seq=seq, policy_version=1, source="user",
+        occurred_at=datetime.now(UTC)))
+
+
+async def add_processor(mailer, processor, pid, purposes=("surveys",)):
+    response = await mailer.put(f"/v1/processors/{pid}", headers=mailer.admin, json={
+        "name": "Survey Co", "endpoint_url": processor.url, "purposes": list(purposes),
+        "signing_secret": processor.secret})
+    assert response.status_code == 200, response.text
+
+
+async def test_welcome_mail_needs_no_consent_and_is_recorded(mailer, infra, sink):
+    user, email = uuid4(), f"{unique('w')}@example.com"
+    await register(infra, mailer, user, email)
+    [message] = await eventually(lambda: mail_to(sink, email))
+    assert "Welcome" in message["Subject"] and "List-Unsubscribe" not in message
+    deliveries = (await mailer.get(f"/v1/subjects/{user}/deliveries", headers=mailer.admin)).json()
+    assert [(d["kind"], d["status"]) for d in deliveries] == [("welcome", "sent")]
+
+    async def recorded():
+        records = await read_topic(infra.kafka_bootstrap, mailer.prefix + "mailer.deliveries.v1")
+        return [m for m, _ in records if m.subject == str(user) and m.type == "EmailSent"]
+
+    assert len(await eventually(recorded)) == 1
+
+
+async def test_grant_before_registration_shares_once_signed_then_revoke_tells_processor(mailer, infra, processor):
+    pid = unique("proc-")
+    await add_processor(mailer, processor, pid)
+    user, email = uuid4(), f"{unique('s')}@example.com"
+    grant = await consent(infra, mailer, user, "surveys", pid, True, 1)
+    await register(infra, mailer, user, email)
+    [shared] = await eventually(lambda: processor.accepted)
+    assert shared["event"] == "subject.shared" and shared["email"] == email and shared["_signature_valid"]
+    assert shared["consent_event_id"] == grant.id and shared["subject_id"] == str(user)
+    await consent(infra, mailer, user, "surveys", pid, True, 1)  # a replay changes nothing
+    revoke = await consent(infra, mailer, user, "surveys", pid, False, 2)
+    await eventually(lambda: len(processor.accepted) == 2)
+    revoked = processor.accepted[1]
+    assert revoked["event"] == "subject.revoked" and "email" not in revoked
+    assert revoked["consent_event_id"] == revoke.id
+    deliveries = (await mailer.get(f"/v1/subjects/{user}/deliveries", headers=mailer.admin)).json()
+    assert sorted(d["kind"] for d in deliveries) == ["subject.revoked", "subject.shared", "welcome"]
+
+
+async def test_never_granted_or_stale_grant_gets_nothing(mailer, infra, processor):
+    pid = unique("proc-")
+    await add_processor(mailer, processor, pid)
+    never, stale, control = uuid4(), uuid4(), uuid4()
+    for user in (never, stale, control):
+        await register(infra, mailer, user, f"{unique()}@example.com")
+    await consent(infra, mailer, stale, "surveys", pid, False, 2)
+    await consent(infra, mailer, stale, "surveys", pid, True, 1)  # arrives late, older than the revoke
+    await consent(infra, mailer, control, "surveys", pid, True, 1)
+    await eventually(lambda: processor.accepted)
+    assert {p["subject_id"] for p in processor.attempts} == {str(control)}
+
+
+async def test_failing_processor_gets_exactly_one_successful_delivery(mailer, infra):
+    flaky = ProcessorReceiver(secret="flaky-secret-" + unique(), fail_first=3)
+    try:
+        pid = unique("flaky-")
+        await add_processor(mailer, flaky, pid)
+        user = uuid4()
+        await register(infra, mailer, user, f"{unique()}@example.com")
+        await consent(infra, mailer, user, "surveys", pid, True, 1)
+        await eventually(lambda: flaky.accepted)
+        assert len(flaky.attempts) == 4 and len({a["delivery_id"] for a in flaky.attempts}) == 1
+        [delivery] = [d for d in (await mailer.get(f"/v1/subjects/{user}/deliveries", headers=mailer.admin)).json()
+                      if d["kind"] == "subject.shared"]
+        assert delivery["status"] == "sent" and delivery["attempts"] == 4
+    finally:
+        flaky.close()
+
+
+async def test_newsletter_goes_only_to_granted_and_one_click_unsubscribe_stops_it(mailer, infra, sink):
+    subscriber, other = uuid4(), uuid4()
+    sub_email, other_email = f"{unique('n')}@example.com", f"{unique('o')}@example.com"
+    await register(infra, mailer, subscriber, sub_email)
+    await register(infra, mailer, other, other_email)
+    await consent(infra, mailer, subscriber, "newsletter", "first_party", True, 1)
+    await eventually(lambda: mail_to(sink, sub_email) and mail_to(sink, other_email))
+
+    async def send(issue):
+        response = await mailer.post("/v1/newsletters", headers=mailer.admin,
+                                     json={"issue_id": issue, "title": f"News {issue}", "body": "Hello"})
+        assert response.status_code == 202
+        return response.json()["queued"]
+
+    await send(unique("issue-"))
+    newsletter = (await eventually(lambda: [m for m in mail_to(sink, sub_email) if "News" in m["Subject"]]))[0]
+    assert not [m for m in mail_to(sink, other_email) if "News" in m["Subject"]]
+    assert newsletter["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = newsletter["List-Unsubscribe"].strip("<>")
+    assert url.startswith("https://")
+    token = url.split("token=", 1)[1]
+    assert (await mailer.post("/v1/unsubscribe", params={"token": token[:-2] + "xx"})).status_code == 400
+    assert (await mailer.post("/v1/unsubscribe", params={"token": token})).status_code == 200
+
+    async def requested():
+        records = await read_topic(infra.kafka_bootstrap, mailer.prefix + "mailer.deliveries.v1")
+        return [m for m, _ in records if m.subject == str(subscriber) and m.type == "UnsubscribeRequested"]
+
+    await eventually(requested)
+    assert await send(unique("issue-")) == 0
+    deliveries = (await mailer.get(f"/v1/subjects/{subscriber}/deliveries", headers=mailer.admin)).json()
+    assert [d["kind"] for d in deliveries].count("newsletter") == 1
+
+
+async def test_bad_input_is_a_clear_4xx(mailer, processor):
+    assert (await mailer.put("/v1/processors/p1", json={})).status_code == 401
+    bad = await mailer.put("/v1/processors/p1", headers=mailer.admin,
+                           json={"name": "x", "endpoint_url": "not a url", "purposes": [], "signing_secret": "short"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert (await mailer.put("/v1/processors/bad id!", headers=mailer.admin, json={})).status_code in (404, 422)
+    assert (await mailer.get(f"/v1/subjects/{uuid4()}/deliveries")).status_code == 401
+    assert (await mailer.get("/v1/subjects/not-a-uuid/deliveries", headers=mailer.admin)).status_code == 422
+    assert (await mailer.post("/v1/unsubscribe", params={"token": "x" * 40})).status_code == 400
