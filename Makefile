@@ -1,0 +1,41 @@
+# Assent: `make run` starts the whole system on this machine, `make test` runs every test.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: help install run test test-unit test-e2e bench docs check-docs clean-state
+
+help:
+	@echo "make run     start Kafka, PostgreSQL, an SMTP sink and the five services (Ctrl-C stops)"
+	@echo "make test    run every test on real Kafka and PostgreSQL"
+	@echo "make bench   run the benchmarks (BENCH_ARGS=--quick for a short run)"
+	@echo "make docs    regenerate the event catalog's JSON Schemas and AsyncAPI document"
+
+install:
+	@command -v python3 >/dev/null || { echo "assent: python3 (3.11) is needed: install python3.11"; exit 2; }
+	@command -v uv >/dev/null || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --python 3.11 -q
+
+run: install
+	@$(UV) run --frozen python -m assent_shared.devstack
+
+test: install
+	@$(UV) run --frozen python -m pytest -q $(PYTEST_ARGS)
+
+test-unit: install
+	@$(UV) run --frozen python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
+
+test-e2e: install
+	@$(UV) run --frozen python -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+bench: install
+	@$(UV) run --frozen python -m bench $(BENCH_ARGS)
+
+docs: install
+	@$(UV) run --frozen python -m assent_shared.catalog_docs
+
+check-docs: install
+	@$(UV) run --frozen python -m assent_shared.catalog_docs --check
+
+clean-state:
+	rm -rf var/

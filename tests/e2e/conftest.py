@@ -1,0 +1,99 @@
+"""The running system for end-to-end tests: the five services as processes on the run's Kafka and PostgreSQL."""
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assent_shared.devstack import services
+from assent_shared.devstack.smtp_sink import SmtpSink
+from assent_shared.testing.helpers import free_port, unique
+
+ADMIN_TOKEN = "e2e-admin-token-" + "x" * 32
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class System:
+    kafka: str
+    prefix: str
+    sink: SmtpSink
+    logs: Path
+    urls: dict[str, str] = field(default_factory=dict)
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    admin: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    def client(self, service: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.urls[service], timeout=10)
+
+    def start(self, name: str, **overrides: str) -> None:
+        spec = next(s for s in services.SERVICES if s.name == name)
+        port = int(self.urls[name].rsplit(":", 1)[1])
+        log = self.logs / f"{name}.log"
+        process = services.start_service(spec, port, {**self.envs[name], **overrides}, log)
+        self.processes[name] = process
+        services.wait_ready(self.urls[name], process, 90, log)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown hooks run, as when a node dies."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def system(infra, tmp_path_factory) -> Iterator[System]:
+    import asyncio
+
+    from assent_shared.devstack.postgres_server import ensure_database
+
+    root = tmp_path_factory.mktemp("e2e")
+    sink = SmtpSink(root / "mail", free_port()).start()
+    system = System(kafka=infra.kafka_bootstrap, prefix=unique("e2e-") + ".", sink=sink, logs=root / "logs")
+    for spec in services.SERVICES:
+        system.urls[spec.name] = f"http://127.0.0.1:{free_port()}"
+    common = {
+        "ASSENT_ENV": "test",
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "ASSENT_TOPIC_PREFIX": system.prefix,
+        "ASSENT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "ASSENT_JWKS_URL": f"{system.urls['identity']}/.well-known/jwks.json",
+        "ASSENT_SMTP_HOST": "127.0.0.1",
+        "ASSENT_SMTP_PORT": str(sink.port),
+        "ASSENT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "ASSENT_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "ASSENT_RELAY_POLL_SECONDS": "0.2",
+        "ASSENT_ARGON2_MEMORY_KIB": "8192",
+        "ASSENT_RETRY_BASE_SECONDS": "0.1",
+        "ASSENT_RETRY_MAX_SECONDS": "0.5",
+        "ASSENT_LOG_LEVEL": os.environ.get("ASSENT_E2E_LOG_LEVEL", "INFO"),
+    }
+    for spec in services.SERVICES:
+        url = asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))
+        system.envs[spec.name] = {**common, "DATABASE_URL": url}
+    try:
+        for spec in services.SERVICES:
+            port = int(system.urls[spec.name].rsplit(":", 1)[1])
+            system.processes[spec.name] = services.start_service(
+                spec, port, system.envs[spec.name], system.logs / f"{spec.name}.log")
+        for spec in services.SERVICES:
+            services.wait_ready(system.urls[spec.name], system.processes[spec.name], 120,
+                                system.logs / f"{spec.name}.log")
+        yield system
+    finally:
+        services.stop_all(list(system.processes.values()))
+        sink.stop()

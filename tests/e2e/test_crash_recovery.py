@@ -1,0 +1,51 @@
+"""A service killed between its database commit and its publish loses and duplicates nothing."""
+
+from collections import Counter
+
+from assent_shared.testing.helpers import eventually, unique
+from assent_shared.testing.topics import read_topic
+
+
+async def test_identity_killed_after_commit_before_publish(system):
+    system.kill("identity")
+    # With its relay off, identity commits users and their events but publishes nothing: the
+    # state in which a crash between commit and publish leaves it.
+    system.start("identity", ASSENT_RELAY_ENABLED="false")
+    emails = [f"{unique('crash')}@example.com" for _ in range(3)]
+    async with system.client("identity") as identity:
+        ids = []
+        for email in emails:
+            response = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})
+            assert response.status_code == 201
+            ids.append(response.json()["id"])
+    records = await read_topic(system.kafka, system.topic("identity.users.v1"))
+    assert not [m for m, _ in records if m.subject in ids]
+    system.kill("identity")
+    system.start("identity")
+
+    async def published():
+        records = await read_topic(system.kafka, system.topic("identity.users.v1"))
+        return [m for m, _ in records if m.subject in ids]
+
+    metas = await eventually(lambda: _all(published, ids), timeout=30)
+    assert Counter(m.subject for m in metas) == {i: 1 for i in ids}
+
+    async with system.client("consent") as consent:
+        for user_id in ids:
+            states = await eventually(lambda u=user_id: _consents(consent, system, u))
+            assert [(s["purpose"], s["seq"]) for s in states] == [("newsletter", 1)]
+    for email in emails:
+        await eventually(lambda e=email: [m for m in system.sink.messages() if m["To"] == e])
+    consent_events = await read_topic(system.kafka, system.topic("consent.consents.v1"))
+    assert Counter(m.subject for m, _ in consent_events if m.subject in ids) == {i: 1 for i in ids}
+    assert all(len([m for m in system.sink.messages() if m["To"] == e]) == 1 for e in emails)
+
+
+async def _all(fetch, ids):
+    metas = await fetch()
+    return metas if {m.subject for m in metas} == set(ids) else None
+
+
+async def _consents(client, system, user_id):
+    response = await client.get(f"/v1/subjects/{user_id}/consents", headers=system.admin)
+    return response.json() or None

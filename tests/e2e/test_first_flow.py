@@ -1,0 +1,63 @@
+"""Issue 3's first flow on the running system: register -> consent grant -> welcome mail."""
+
+from assent_shared.testing.helpers import eventually, unique
+from assent_shared.testing.topics import read_topic
+
+
+async def test_registration_grants_newsletter_and_sends_welcome_mail(system):
+    email = f"{unique('ada')}@example.com"
+    async with system.client("identity") as identity, system.client("consent") as consent:
+        created = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})
+        assert created.status_code == 201, created.text
+        user_id = created.json()["id"]
+
+        [welcome] = await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email])
+        assert "Welcome" in welcome["Subject"]
+
+        token = (await identity.post("/v1/sessions", json={"email": email, "password": "correct horse battery"}))
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+        async def newsletter_granted():
+            response = await consent.get(f"/v1/subjects/{user_id}/consents", headers=headers)
+            assert response.status_code == 200, response.text
+            return [c for c in response.json() if (c["purpose"], c["recipient"], c["granted"]) ==
+                    ("newsletter", "first_party", True)]
+
+        [grant] = await eventually(newsletter_granted)
+        assert grant["seq"] == 1
+
+
+async def test_opting_out_at_signup_sends_welcome_but_grants_nothing(system):
+    email = f"{unique('bo')}@example.com"
+    async with system.client("identity") as identity, system.client("consent") as consent:
+        created = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery",
+                                                         "newsletter_opt_in": False})
+        user_id = created.json()["id"]
+        await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email])
+        assert (await consent.get(f"/v1/subjects/{user_id}/consents", headers=system.admin)).json() == []
+
+
+async def test_every_service_answers_health_metrics_and_openapi(system):
+    for name in system.urls:
+        async with system.client(name) as client:
+            assert (await client.get("/health/live")).status_code == 200
+            assert (await client.get("/health/ready")).json()["status"] == "ready"
+            metrics = await client.get("/metrics")
+            assert "http_requests_total" in metrics.text and "outbox_backlog" in metrics.text
+            assert (await client.get("/openapi.json")).json()["info"]["title"].lower().endswith(name)
+
+
+async def test_events_carry_cloudevents_headers(system):
+    email = f"{unique('cy')}@example.com"
+    async with system.client("identity") as identity:
+        user_id = (await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})).json()["id"]
+
+    async def registered():
+        records = await read_topic(system.kafka, system.topic("identity.users.v1"))
+        return [(m, r) for m, r in records if m.subject == user_id]
+
+    [(meta, record)] = await eventually(registered)
+    headers = dict(record.headers)
+    assert headers["ce_specversion"] == b"1.0" and headers["ce_type"] == b"UserRegistered"
+    assert headers["ce_source"] == b"/assent/identity" and headers["content-type"] == b"application/json"
+    assert meta.correlation_id  # the request's correlation id followed it into the event
