@@ -55,7 +55,9 @@ def main() -> int:
     def on_signal(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # Set both: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not kafka:
