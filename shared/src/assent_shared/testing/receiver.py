@@ -19,9 +19,10 @@ def signature_valid(secret: str, header: str, body: bytes, tolerance: int = 300)
 
 
 class ProcessorReceiver:
-    def __init__(self, secret: str, fail_first: int = 0) -> None:
+    def __init__(self, secret: str, fail_first: int = 0, hold_first: float = 0.0) -> None:
         self.secret = secret
         self.fail_first = fail_first
+        self.hold_first = hold_first
         self.attempts: list[dict] = []
         self.accepted: list[dict] = []
         receiver = self
@@ -32,7 +33,12 @@ class ProcessorReceiver:
                 payload = json.loads(body)
                 payload["_signature_valid"] = signature_valid(receiver.secret, self.headers.get("Assent-Signature", ""), body)
                 receiver.attempts.append(payload)
-                if len(receiver.attempts) <= receiver.fail_first:
+                if len(receiver.attempts) == 1 and receiver.hold_first:
+                    # Takes the data, then answers late: the sender may die before it hears back.
+                    receiver.accepted.append(payload)
+                    time.sleep(receiver.hold_first)
+                    self.send_response(204)
+                elif len(receiver.attempts) <= receiver.fail_first:
                     self.send_response(503)
                 else:
                     receiver.accepted.append(payload)
@@ -47,6 +53,7 @@ class ProcessorReceiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def unique_deliveries(self, event: str) -> set[str]:
+        """What the processor keeps after dropping repeats by delivery id."""
         return {p["delivery_id"] for p in self.accepted if p["event"] == event}
 
     def close(self) -> None:
