@@ -170,3 +170,30 @@ async def test_bad_input_is_a_clear_4xx(mailer, processor):
     assert (await mailer.get(f"/v1/subjects/{uuid4()}/deliveries")).status_code == 401
     assert (await mailer.get("/v1/subjects/not-a-uuid/deliveries", headers=mailer.admin)).status_code == 422
     assert (await mailer.post("/v1/unsubscribe", params={"token": "x" * 40})).status_code == 400
+
+
+async def test_hard_bounce_suppresses_the_address_for_good(mailer, infra, sink):
+    user = uuid4()
+    await register(infra, mailer, user, f"{unique('gone')}@bounce.test")
+    await consent(infra, mailer, user, "newsletter", "first_party", True, 1)
+
+    async def bounced():
+        rows = (await mailer.get(f"/v1/subjects/{user}/deliveries", headers=mailer.admin)).json()
+        return [d for d in rows if d["kind"] == "welcome" and d["status"] == "bounced"]
+
+    await eventually(bounced)
+
+    async def published():
+        records = await read_topic(infra.kafka_bootstrap, mailer.prefix + "mailer.deliveries.v1")
+        return [m for m, _ in records if m.subject == str(user) and m.type == "EmailBounced"]
+
+    await eventually(published)
+    issue = unique("issue-")
+    await mailer.post("/v1/newsletters", headers=mailer.admin, json={"issue_id": issue, "title": "T", "body": "B"})
+
+    async def settled():
+        rows = (await mailer.get(f"/v1/subjects/{user}/deliveries", headers=mailer.admin)).json()
+        return [d for d in rows if d["kind"] == "newsletter" and d["status"] != "pending"]
+
+    [newsletter] = await eventually(settled)
+    assert newsletter["status"] == "cancelled"

@@ -90,6 +90,12 @@ def dead_letterer(settings: ServiceSettings, producer: AIOKafkaProducer):
     return send
 
 
+async def undecoded(_message: KafkaMessage) -> None:
+    """Subscribers read raw records: FastStream's own JSON decoding would turn a payload that is
+    not JSON into an error that redelivers it forever, instead of a dead letter."""
+    return None
+
+
 def subscribe(
     broker: KafkaBroker,
     settings: ServiceSettings,
@@ -110,4 +116,5 @@ def subscribe(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        decoder=undecoded,
     )(handle)

@@ -16,6 +16,10 @@ class DeliveryFailed(Exception):
     """The far side did not take it; retried later."""
 
 
+class HardBounce(Exception):
+    """The relay refused the address for good (a 5xx answer): the address is suppressed."""
+
+
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
@@ -47,5 +51,13 @@ class Smtp:
                 message, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
                 password=s.smtp_password, start_tls=s.smtp_starttls, timeout=10,
             )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(500 <= r.code < 600 for r in exc.recipients):
+                raise HardBounce(type(exc).__name__) from exc
+            raise DeliveryFailed(type(exc).__name__) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600 and exc.code != 530:
+                raise HardBounce(f"SMTP {exc.code}") from exc
+            raise DeliveryFailed(f"SMTP {exc.code}") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryFailed(type(exc).__name__) from exc

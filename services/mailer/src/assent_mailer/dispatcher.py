@@ -14,11 +14,11 @@ import asyncpg
 import structlog
 
 from assent_mailer import domain, messages, storage
-from assent_mailer.channels import DeliveryFailed, Smtp, Webhooks
+from assent_mailer.channels import DeliveryFailed, HardBounce, Smtp, Webhooks
 from assent_mailer.handlers import MailerHandlers
 from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
-from assent_shared.events import EmailSent, ProcessorDelivered, ProcessorRevocationSent
+from assent_shared.events import EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent
 
 log = structlog.get_logger(__name__)
 Send = Callable[[], Awaitable[None]]
@@ -65,9 +65,9 @@ class Dispatcher:
 
     async def _prepare_email(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
         email = await storage.email_of(conn, row["subject_id"])
-        if email is None:
-            return None
         s = self._settings
+        if email is None or await storage.is_suppressed(conn, domain.email_hash(s.signing_secret, email)):
+            return None
         if row["kind"] == "newsletter":
             consent = await storage.consent_of(conn, row["subject_id"], "newsletter", domain.FIRST_PARTY)
             if consent is None or not consent.granted:
@@ -78,7 +78,13 @@ class Dispatcher:
                                           f"{s.public_url}/v1/unsubscribe?token={token}")
         else:
             message = messages.welcome(s.mail_from, email, row["delivery_id"])
-        return lambda: self._smtp.send(message)
+        async def send() -> None:
+            try:
+                await self._smtp.send(message)
+            except HardBounce:
+                raise Bounced(domain.email_hash(s.signing_secret, email)) from None
+
+        return send
 
     async def _prepare_webhook(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
         delivery = domain.ProcessorDelivery(row["delivery_id"], row["kind"], row["recipient"], row["purpose"],
@@ -102,6 +108,14 @@ class Dispatcher:
         return lambda: self._webhooks.post(target["endpoint_url"], target["signing_secret"], payload)
 
     async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: str | Exception) -> None:
+        if isinstance(outcome, Bounced):
+            await storage.suppress(conn, outcome.email_hash, "hard bounce")
+            await storage.mark_status(conn, row["delivery_id"], "bounced")
+            await outbox.enqueue(conn, EmailBounced(
+                subject_id=row["subject_id"], delivery_id=row["delivery_id"], kind=row["kind"],
+                recipient=row["recipient"], occurred_at=datetime.now(UTC),
+            ))
+            return
         if isinstance(outcome, Exception):
             delay = domain.retry_delay(row["attempts"] + 1, self._settings.retry_base_seconds,
                                        self._settings.retry_max_seconds)
@@ -121,12 +135,18 @@ class Dispatcher:
         ))
 
 
+class Bounced(Exception):
+    def __init__(self, email_hash: bytes) -> None:
+        super().__init__("hard bounce")
+        self.email_hash = email_hash
+
+
 async def _attempt(send: Send | None) -> str | Exception:
     if send is None:
         return "cancelled"
     try:
         await send()
-    except DeliveryFailed as exc:
+    except (DeliveryFailed, Bounced) as exc:
         return exc
     return "sent"
 

@@ -5,6 +5,8 @@ create and which waiting ones to cancel. Every event about the subject is follow
 so the order in which topics arrive never changes the outcome.
 """
 
+import hashlib
+import hmac
 import random
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -91,3 +93,8 @@ def retry_delay(attempts: int, base: float, cap: float, rng: random.Random | Non
     """Exponential backoff with full jitter, so failing processors are not hammered in lockstep."""
     ceiling = min(cap, base * 2 ** max(0, attempts - 1))
     return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def email_hash(secret: str, email: str) -> bytes:
+    """A keyed hash: enough to recognise a suppressed address, useless to anyone without the key."""
+    return hmac.new(secret.encode(), email.strip().lower().encode(), hashlib.sha256).digest()

@@ -192,3 +192,13 @@ async def cancel_pending_mail(conn: asyncpg.Connection, subject_id: UUID, purpos
         "AND channel = 'email' AND status = 'pending'",
         subject_id, purpose,
     )
+
+
+async def is_suppressed(conn: asyncpg.Connection, email_hash: bytes) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM suppressions WHERE email_hash = $1", email_hash))
+
+
+async def suppress(conn: asyncpg.Connection, email_hash: bytes, reason: str) -> None:
+    await conn.execute(
+        "INSERT INTO suppressions (email_hash, reason) VALUES ($1, $2) ON CONFLICT DO NOTHING", email_hash, reason
+    )

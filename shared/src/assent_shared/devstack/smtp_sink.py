@@ -9,9 +9,19 @@ from uuid import uuid4
 from aiosmtpd.controller import Controller
 
 
+# Mail to this domain is refused with 550, so a person or a test can see a hard bounce handled.
+BOUNCING_DOMAIN = "bounce.test"
+
+
 class _SaveToFolder:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    async def handle_RCPT(self, _server, _session, envelope, address: str, _options) -> str:  # noqa: N802
+        if address.lower().endswith("@" + BOUNCING_DOMAIN):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, _server, _session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
         name = f"{time.time_ns()}-{uuid4().hex[:8]}.eml"

@@ -1,0 +1,231 @@
+"""Telemetry's HTTP surface: thin routes that turn requests into handler calls."""
+
+import json
+import secrets
+from datetime import UTC, date, datetime
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from assent_shared.auth import bearer_token, require_admin
+from assent_shared.problems import Problem
+from assent_telemetry import domain
+from assent_telemetry.handlers import Client, Hit, NotFinal, TelemetryHandlers, UnknownSite
+from assent_telemetry.settings import TelemetrySettings
+
+router = APIRouter()
+_MAX_DAYS = 366
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+AdminDimension = Literal["page", "browser", "os", "device_type", "isp", "referrer", "bot"]
+PartnerDimension = Literal["page", "browser", "os", "device_type", "isp", "referrer"]
+
+
+def handlers(request: Request) -> TelemetryHandlers:
+    return request.app.state.service
+
+
+def settings(request: Request) -> TelemetrySettings:
+    return request.app.state.runtime.settings
+
+
+class HitIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # newer scripts may send more
+
+    site_id: str = Field(min_length=1, max_length=64)
+    url: str = Field(max_length=domain.MAX_URL, description="Absolute URL of the page; only its path is kept.")
+    referrer: str | None = Field(default=None, max_length=domain.MAX_URL, description="Only its host is kept.")
+    ts: datetime | None = Field(default=None, description="When a queued hit happened; default: on arrival.")
+    consent: bool = Field(default=False, description="The visitor consented to analytics cookies on this site.")
+
+
+_HITS = TypeAdapter(list[HitIn])
+_HIT_SCHEMA = HitIn.model_json_schema()
+_COLLECT_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"oneOf": [_HIT_SCHEMA, {"type": "array", "items": _HIT_SCHEMA, "maxItems": 100}]}}
+    for media in ("application/json", "text/plain")
+}}}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Refuse an oversized body by its declared length, or as soon as it grows past the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "Body too large", f"At most {limit} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Problem(413, "Body too large", f"At most {limit} bytes.")
+    return bytes(body)
+
+
+def _parse_hits(raw: bytes, max_batch: int) -> list[HitIn]:
+    try:
+        decoded = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Problem(400, "Malformed JSON", "The body must be a JSON object or an array of them.")
+    batch = decoded if isinstance(decoded, list) else [decoded]
+    if not 1 <= len(batch) <= max_batch:
+        raise Problem(422, "Bad batch size", f"Send between 1 and {max_batch} hits.")
+    try:
+        return _HITS.validate_python(batch)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise Problem(422, "Invalid hit", "The body does not match the schema.", errors=errors)
+
+
+def _client_ip(request: Request, trust_forwarded_for: bool) -> str | None:
+    # The proxy we trust appends the peer it saw, so the last entry is the one nobody could forge.
+    forwarded = request.headers.get("x-forwarded-for") if trust_forwarded_for else None
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip() or None
+    return request.client.host if request.client else None
+
+
+def _cors(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
+
+
+@router.options("/v1/collect", status_code=204, include_in_schema=False)
+async def collect_preflight(request: Request, cfg: TelemetrySettings = Depends(settings)) -> Response:
+    origin = request.headers.get("origin", "")
+    if not any(origin in origins for origins in cfg.sites.values()):
+        raise Problem(403, "Origin not allowed")
+    return Response(status_code=204, headers={
+        **_cors(origin), "Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "86400",
+    })
+
+
+@router.post("/v1/collect", status_code=202, openapi_extra=_COLLECT_BODY,
+             responses={400: {"description": "Malformed JSON"}, 403: {"description": "Origin not allowed"},
+                        413: {"description": "Body too large"}, 422: {"description": "Invalid hit or unknown site"}})
+async def collect(request: Request, service: TelemetryHandlers = Depends(handlers),
+                  cfg: TelemetrySettings = Depends(settings)) -> Response:
+    hits = _parse_hits(await _read_body(request, cfg.max_body_bytes), cfg.max_batch)
+    origin = request.headers.get("origin")
+    if origin is not None and any(origin not in (service.origins(h.site_id) or ()) for h in hits):
+        raise Problem(403, "Origin not allowed", "This origin may not send hits for this site.")
+    with_cookie = domain.may_use_cookie(all(h.consent for h in hits), gpc=request.headers.get("sec-gpc") == "1",
+                                        dnt=request.headers.get("dnt") == "1")
+    cookie_id = request.cookies.get(cfg.visitor_cookie) if with_cookie else None
+    if with_cookie and not domain.valid_cookie_id(cookie_id):
+        cookie_id = secrets.token_urlsafe(16)
+    client = Client(ip=_client_ip(request, cfg.trust_forwarded_for),
+                    user_agent=request.headers.get("user-agent", ""), cookie_id=cookie_id)
+    try:
+        accepted = await service.collect(
+            [Hit(h.site_id, h.url, h.referrer, h.ts) for h in hits], client)
+    except UnknownSite:
+        raise Problem(422, "Unknown site", "No site with this id is configured.")
+    except domain.InvalidHit as exc:
+        raise Problem(422, "Invalid hit", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
+    response = Response(json.dumps({"accepted": accepted}), status_code=202, media_type="application/json",
+                        headers=_cors(origin) if origin else None)
+    secure = request.url.scheme == "https"
+    if cookie_id is not None:
+        response.set_cookie(cfg.visitor_cookie, cookie_id, max_age=cfg.visitor_cookie_days * 86400,
+                            path="/v1/collect", httponly=True, secure=secure, samesite="lax")
+    elif cfg.visitor_cookie in request.cookies:
+        # Consent withdrawn, or an opt-out signal: the id goes away with it.
+        response.delete_cookie(cfg.visitor_cookie, path="/v1/collect", httponly=True, secure=secure, samesite="lax")
+    return response
+
+
+@cache
+def _script() -> str:
+    return resources.files("assent_telemetry").joinpath("script.js").read_text()
+
+
+@router.get("/v1/script.js", response_class=Response, responses={200: {"content": {"text/javascript": {}}}})
+async def script() -> Response:
+    return Response(_script(), media_type="text/javascript",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _range(first: date | None, last: date | None) -> tuple[date, date]:
+    first = first or last or datetime.now(UTC).date()
+    last = last or first
+    if last < first or (last - first).days >= _MAX_DAYS:
+        raise Problem(422, "Bad date range", f"`from` must not be after `to`, and span at most {_MAX_DAYS} days.")
+    return first, last
+
+
+class GroupOut(BaseModel):
+    value: str
+    hits: int
+    visitors: int
+
+
+class HourOut(BaseModel):
+    at: datetime
+    hits: int
+
+
+class StatsOut(BaseModel):
+    site_id: str
+    from_: date = Field(serialization_alias="from")
+    to: date
+    pageviews: int
+    visitors: int = Field(description="Distinct visitors per day, summed over the days of the range.")
+    bots: int = Field(description="Hits by crawlers and programs, counted apart from page views.")
+    hourly: list[HourOut]
+    breakdowns: dict[str, list[GroupOut]]
+
+
+@router.get("/v1/stats", response_model=StatsOut, response_model_by_alias=True,
+            responses={401: {"description": "Admin credentials required"}})
+async def stats(request: Request, site_id: str = Query(max_length=64), first: date | None = Query(None, alias="from"),
+                last: date | None = Query(None, alias="to"), breakdown: list[AdminDimension] = Query(default=[]),
+                limit: int = Query(20, ge=1, le=1000), service: TelemetryHandlers = Depends(handlers),
+                cfg: TelemetrySettings = Depends(settings)) -> StatsOut:
+    require_admin(request, cfg.admin_token)
+    first, last = _range(first, last)
+    result = await service.stats(site_id, first, last, breakdown, limit)
+    return StatsOut(
+        site_id=site_id, from_=first, to=last, pageviews=result.pageviews, visitors=result.visitors, bots=result.bots,
+        hourly=[HourOut(at=at, hits=hits) for at, hits in result.hourly],
+        breakdowns={d: [GroupOut(value=g.value, hits=g.hits, visitors=g.visitors) for g in groups]
+                    for d, groups in result.breakdowns.items()},
+    )
+
+
+class DayOut(BaseModel):
+    day: date
+    groups: list[GroupOut] = Field(description="Only groups of at least k distinct visitors.")
+    hits: int = Field(description="Sum over the groups shown, never over suppressed ones.")
+    visitors: int = Field(description="Distinct visitors of the groups shown.")
+
+
+class ReportOut(BaseModel):
+    site_id: str
+    dimension: str
+    k: int
+    days: list[DayOut]
+
+
+@router.get("/v1/reports/aggregate", response_model=ReportOut,
+            responses={401: {"description": "Partner credentials required"},
+                       422: {"description": "Unknown site, bad range, or a day that is not final yet"}})
+async def aggregate_report(request: Request, site_id: str = Query(max_length=64), dimension: PartnerDimension = Query(),
+                           first: date = Query(alias="from"), last: date | None = Query(None, alias="to"),
+                           service: TelemetryHandlers = Depends(handlers),
+                           cfg: TelemetrySettings = Depends(settings)) -> ReportOut:
+    if service.partner_for(bearer_token(request)) is None:
+        raise Problem(401, "Partner credentials required", headers=_UNAUTHORIZED)
+    first, last = _range(first, last)
+    try:
+        days = await service.partner_report(site_id, first, last, dimension)
+    except UnknownSite:
+        raise Problem(422, "Unknown site", "No site with this id is configured.")
+    except NotFinal as exc:
+        raise Problem(422, "Day not final", "Reports cover whole days that can no longer change.",
+                      latest_final_day=exc.latest_final_day.isoformat())
+    return ReportOut(site_id=site_id, dimension=dimension, k=cfg.k_anonymity, days=[
+        DayOut(day=d.day, hits=d.hits, visitors=d.visitors,
+               groups=[GroupOut(value=g.value, hits=g.hits, visitors=g.visitors) for g in d.groups])
+        for d in days
+    ])

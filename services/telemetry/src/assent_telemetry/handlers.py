@@ -1,0 +1,208 @@
+"""Telemetry's use cases: ingest hits, aggregate them into rollups, answer admins and partners."""
+
+import asyncio
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import asyncpg
+import structlog
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from assent_shared import cloudevents, kafka, topics
+from assent_shared.bootstrap import Runtime
+from assent_shared.events import PageViewed
+from assent_shared.logs import current_correlation_id
+from assent_telemetry import domain, storage
+from assent_telemetry.networks import NetworkLookup
+from assent_telemetry.salts import DailySalts
+from assent_telemetry.settings import TelemetrySettings
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+
+
+class UnknownSite(ValueError):
+    pass
+
+
+class NotFinal(ValueError):
+    def __init__(self, latest_final_day: date) -> None:
+        super().__init__("day not final")
+        self.latest_final_day = latest_final_day
+
+
+@dataclass(frozen=True)
+class Hit:
+    site_id: str
+    url: str
+    referrer: str | None
+    ts: datetime | None
+
+
+@dataclass(frozen=True)
+class Client:
+    """What the request says about the sender; `ip` serves the lookups below and is then dropped."""
+
+    ip: str | None
+    user_agent: str
+    cookie_id: str | None
+
+
+@dataclass(frozen=True)
+class Stats:
+    pageviews: int
+    visitors: int
+    bots: int
+    hourly: list[tuple[datetime, int]]
+    breakdowns: dict[str, list[domain.Group]]
+
+
+@dataclass(frozen=True)
+class DayReport:
+    day: date
+    groups: list[domain.Group]
+    hits: int
+    visitors: int
+
+
+class TelemetryHandlers:
+    def __init__(self, runtime: Runtime, settings: TelemetrySettings, networks: NetworkLookup, clock: Clock) -> None:
+        self._runtime = runtime
+        self._pool = runtime.pool
+        self._settings = settings
+        self._networks = networks
+        self._clock = clock
+        self._salts = DailySalts(runtime.pool)
+        self._dead_letter = kafka.dead_letterer(settings, runtime.producer)
+        self._late_hit = timedelta(seconds=settings.late_hit_seconds)
+
+    def origins(self, site_id: str) -> list[str] | None:
+        return self._settings.sites.get(site_id)
+
+    async def collect(self, hits: Sequence[Hit], client: Client) -> int:
+        """Validate every hit, then publish them all; nothing is published from a batch with a bad hit."""
+        for hit in hits:
+            if hit.site_id not in self._settings.sites:
+                raise UnknownSite(hit.site_id)
+        now = self._clock()
+        agent = domain.classify(client.user_agent)
+        network = self._networks.network(client.ip)
+        events = []
+        for hit in hits:
+            at = domain.occurred_at(hit.ts, now, self._late_hit, timedelta(seconds=self._settings.future_skew_seconds))
+            if client.cookie_id is not None:
+                visitor = domain.consented_visitor(hit.site_id, client.cookie_id)
+            else:
+                salt = await self._salts.get(domain.salt_day(at))
+                visitor = domain.cookieless_visitor(salt, hit.site_id, client.ip or "", client.user_agent)
+            events.append(PageViewed(
+                site_id=hit.site_id, path=domain.page_path(hit.url),
+                referrer=domain.referrer_host(hit.referrer, hit.url),
+                browser=agent.browser, os=agent.os, device_type=agent.device_type, isp=network,
+                visitor_hash=visitor, occurred_at=at,
+            ))
+        await self._publish(events)
+        return len(events)
+
+    async def _publish(self, events: list[PageViewed]) -> None:
+        # No outbox here, on purpose: a hit changes nothing in telemetry's database before it is aggregated,
+        # so there is no state for the event to agree with, and a transaction per hit would cap ingest.
+        # The idempotent producer (acks=all) keeps retries from duplicating; failure answers 5xx, the
+        # beacon may be lost, which analytics tolerates.
+        topic = self._settings.topic(topics.HITS.name)
+        correlation_id = current_correlation_id()
+        sends = [
+            await self._runtime.producer.send(
+                topic, value=event.model_dump_json().encode(), key=event.key().encode(),
+                headers=cloudevents.encode_headers(cloudevents.meta_for(event, correlation_id=correlation_id)),
+            )
+            for event in events
+        ]
+        await asyncio.gather(*sends)
+        self._runtime.metrics.events_published.labels(topic=topics.HITS.name).inc(len(events))
+
+    async def aggregate(self, records: Sequence[ConsumerRecord]) -> None:
+        """One transaction per batch: the inbox drops redeliveries, the rest are added to the rollups."""
+        decoded: dict[str, PageViewed] = {}
+        for record in records:
+            if (found := await self._decode(record)) is not None:
+                event_id, event = found
+                decoded.setdefault(event_id, event)
+        if not decoded:
+            return
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await storage.claim_events(conn, topics.HITS.name, list(decoded))
+            if fresh:
+                hits, visitors = domain.tally(decoded[i] for i in fresh)
+                await storage.add_hits(conn, hits)
+                await storage.add_visitors(conn, visitors)
+        metrics = self._runtime.metrics
+        metrics.events_applied.labels(topic=topics.HITS.name, type="PageViewed").inc(len(fresh))
+        metrics.inbox_duplicates.labels(topic=topics.HITS.name).inc(len(decoded) - len(fresh))
+
+    async def _decode(self, record: ConsumerRecord) -> tuple[str, PageViewed] | None:
+        try:
+            meta = cloudevents.decode_headers(record.headers)
+            if meta.type != "PageViewed":
+                return None
+            return meta.id, PageViewed.model_validate_json(record.value or b"")
+        except (cloudevents.MalformedHeaders, ValidationError) as exc:
+            reason = "malformed headers" if isinstance(exc, cloudevents.MalformedHeaders) else "invalid payload"
+            log.error("message dead-lettered", partition=record.partition, offset=record.offset, reason=reason)
+            await self._dead_letter(record, reason)
+            self._runtime.metrics.dead_letters.labels(topic=topics.HITS.name).inc()
+            return None
+
+    async def stats(self, site_id: str, first: date, last: date, breakdowns: Sequence[str], limit: int) -> Stats:
+        async with self._pool.acquire() as conn:
+            [total] = await storage.groups(conn, site_id, first, last, domain.TOTAL, 1) or [domain.Group("", 0, 0)]
+            bots = sum(g.hits for g in await storage.groups(conn, site_id, first, last, domain.BOT, 2**31 - 1))
+            hourly = await storage.hourly(conn, site_id, first, last, domain.TOTAL)
+            detail = {d: await storage.groups(conn, site_id, first, last, d, limit) for d in breakdowns}
+        return Stats(
+            pageviews=total.hits, visitors=total.visitors, bots=bots,
+            hourly=[(datetime.combine(r["day"], time(r["hour"]), UTC), r["hits"]) for r in hourly],
+            breakdowns=detail,
+        )
+
+    def partner_for(self, token: str | None) -> str | None:
+        """The partner holding `token`; every token is compared, in constant time, so timing reveals none."""
+        found = None
+        for partner, expected in self._settings.partners.items():
+            if token is not None and hmac.compare_digest(token.encode(), expected.encode()):
+                found = partner
+        return found
+
+    async def partner_report(self, site_id: str, first: date, last: date, dimension: str) -> list[DayReport]:
+        if site_id not in self._settings.sites:
+            raise UnknownSite(site_id)
+        latest = domain.latest_final_day(
+            self._clock(), self._late_hit, timedelta(seconds=self._settings.report_settle_seconds))
+        if last > latest:
+            raise NotFinal(latest)
+        k = self._settings.k_anonymity
+        reports = []
+        async with self._pool.acquire() as conn:
+            day = first
+            while day <= last:
+                shown = domain.suppress_small(await storage.daily_groups(conn, site_id, day, dimension), k)
+                visitors = await storage.distinct_visitors_of(conn, site_id, day, dimension, [g.value for g in shown])
+                reports.append(DayReport(day, shown, sum(g.hits for g in shown), visitors))
+                day += timedelta(days=1)
+        return reports
+
+    async def maintain_forever(self) -> None:
+        while True:
+            try:
+                await self.maintain()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("telemetry maintenance failed", error=type(exc).__name__)
+            await asyncio.sleep(self._settings.maintenance_seconds)
+
+    async def maintain(self) -> None:
+        await self._salts.forget_before(domain.oldest_live_salt_day(self._clock(), self._late_hit))
+        async with self._pool.acquire() as conn:
+            await storage.prune_inbox(conn, topics.HITS.name, self._settings.inbox_keep_days)
