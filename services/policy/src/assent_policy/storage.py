@@ -1,0 +1,129 @@
+"""All of policy's SQL."""
+
+import json
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from assent_policy.domain import Acceptance, AcceptanceHow, DataUse, NewVersion, Version
+
+_VERSION_COLUMNS = """policy_id, version, title, summary, body, material, data_use, effective_at,
+                      published_at, in_force_since"""
+_ACCEPTANCE_COLUMNS = "user_id, policy_id, version, how, accepted_at"
+
+
+def _version(row: asyncpg.Record) -> Version:
+    uses = tuple(DataUse(u["purpose"], u["processor"], tuple(u["data"])) for u in json.loads(row["data_use"]))
+    return Version(
+        policy_id=row["policy_id"], version=row["version"], title=row["title"], summary=row["summary"],
+        text=row["body"], material=row["material"], data_use=uses, effective_at=row["effective_at"],
+        published_at=row["published_at"], in_force_since=row["in_force_since"],
+    )
+
+
+def _acceptance(row: asyncpg.Record) -> Acceptance:
+    return Acceptance(row["user_id"], row["policy_id"], row["version"], row["how"], row["accepted_at"])
+
+
+async def lock_policy(conn: asyncpg.Connection, policy_id: str) -> None:
+    """Serializes publishing per policy, so version numbers and schedules are decided one at a time."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('assent-policy/' || $1))", policy_id)
+
+
+async def insert_version(conn: asyncpg.Connection, policy_id: str, number: int, new: NewVersion) -> Version | None:
+    """None when the number is taken (a replica seeded it first)."""
+    uses = [{"purpose": u.purpose, "processor": u.processor, "data": list(u.data)} for u in new.data_use]
+    row = await conn.fetchrow(
+        f"""INSERT INTO policy_versions (policy_id, version, title, summary, body, material, data_use, effective_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, coalesce($8, now()))
+            ON CONFLICT (policy_id, version) DO NOTHING
+            RETURNING {_VERSION_COLUMNS}""",
+        policy_id, number, new.title, new.summary, new.text, new.material, json.dumps(uses), new.effective_at,
+    )
+    return _version(row) if row else None
+
+
+async def latest_version(conn: asyncpg.Connection, policy_id: str) -> Version | None:
+    row = await conn.fetchrow(
+        f"SELECT {_VERSION_COLUMNS} FROM policy_versions WHERE policy_id = $1 ORDER BY version DESC LIMIT 1",
+        policy_id,
+    )
+    return _version(row) if row else None
+
+
+async def current_version(conn: asyncpg.Connection, policy_id: str) -> Version | None:
+    row = await conn.fetchrow(
+        f"""SELECT {_VERSION_COLUMNS} FROM policy_versions
+            WHERE policy_id = $1 AND in_force_since IS NOT NULL ORDER BY version DESC LIMIT 1""",
+        policy_id,
+    )
+    return _version(row) if row else None
+
+
+async def version(conn: asyncpg.Connection, policy_id: str, number: int) -> Version | None:
+    row = await conn.fetchrow(
+        f"SELECT {_VERSION_COLUMNS} FROM policy_versions WHERE policy_id = $1 AND version = $2", policy_id, number
+    )
+    return _version(row) if row else None
+
+
+async def versions(conn: asyncpg.Connection, policy_id: str) -> list[Version]:
+    rows = await conn.fetch(
+        f"SELECT {_VERSION_COLUMNS} FROM policy_versions WHERE policy_id = $1 ORDER BY version", policy_id
+    )
+    return [_version(r) for r in rows]
+
+
+async def put_due_in_force(conn: asyncpg.Connection) -> list[Version]:
+    """Marks every due version in force, each exactly once, in the transaction that announces them.
+
+    Replicas take turns on one lock, so a racing replica finds in_force_since set, and the
+    announcements enter the outbox in version order."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('assent-policy/promotion'))")
+    rows = await conn.fetch(
+        f"""UPDATE policy_versions SET in_force_since = now()
+            WHERE in_force_since IS NULL AND effective_at <= now()
+            RETURNING {_VERSION_COLUMNS}"""
+    )
+    return sorted((_version(r) for r in rows), key=lambda v: (v.policy_id, v.version))
+
+
+async def insert_acceptance(conn: asyncpg.Connection, user_id: UUID, policy_id: str, number: int,
+                            how: AcceptanceHow, accepted_at: datetime | None = None) -> Acceptance | None:
+    """None when this user already accepted this version this way."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO acceptances (user_id, policy_id, version, how, accepted_at)
+            VALUES ($1, $2, $3, $4, coalesce($5, now()))
+            ON CONFLICT DO NOTHING RETURNING {_ACCEPTANCE_COLUMNS}""",
+        user_id, policy_id, number, how, accepted_at,
+    )
+    return _acceptance(row) if row else None
+
+
+async def acceptance(conn: asyncpg.Connection, user_id: UUID, policy_id: str, number: int,
+                     how: AcceptanceHow) -> Acceptance | None:
+    row = await conn.fetchrow(
+        f"""SELECT {_ACCEPTANCE_COLUMNS} FROM acceptances
+            WHERE user_id = $1 AND policy_id = $2 AND version = $3 AND how = $4""",
+        user_id, policy_id, number, how,
+    )
+    return _acceptance(row) if row else None
+
+
+async def newest_accepted(conn: asyncpg.Connection, user_id: UUID, policy_id: str) -> int | None:
+    return await conn.fetchval(
+        "SELECT max(version) FROM acceptances WHERE user_id = $1 AND policy_id = $2", user_id, policy_id
+    )
+
+
+async def acceptances_of(conn: asyncpg.Connection, user_id: UUID) -> list[Acceptance]:
+    rows = await conn.fetch(
+        f"SELECT {_ACCEPTANCE_COLUMNS} FROM acceptances WHERE user_id = $1 ORDER BY accepted_at, policy_id, version",
+        user_id,
+    )
+    return [_acceptance(r) for r in rows]
+
+
+async def erase_acceptances(conn: asyncpg.Connection, user_id: UUID) -> None:
+    await conn.execute("DELETE FROM acceptances WHERE user_id = $1", user_id)

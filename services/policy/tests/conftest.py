@@ -1,0 +1,147 @@
+"""Policy test support: a stand-in for identity's JWKS, user tokens, and the app on real servers."""
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+
+from assent_policy.main import create_app
+from assent_policy.settings import PolicySettings
+from assent_shared.cloudevents import EventMeta, encode_headers, meta_for
+from assent_shared.events import Event
+from assent_shared.testing.apps import base_settings, serve
+from assent_shared.testing.helpers import unique
+from assent_shared.testing.topics import read_topic
+
+
+@dataclass
+class Issuer:
+    """Signs access tokens the way identity does; its public key is served at `jwks_url`."""
+
+    jwks_url: str
+    key: Ed25519PrivateKey
+    kid: str
+
+    def token(self, user_id: UUID) -> str:
+        now = int(time.time())
+        claims = {"sub": str(user_id), "iss": "assent-identity", "aud": "assent", "iat": now, "exp": now + 300}
+        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def auth(self, user_id: UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
+
+@pytest.fixture(scope="session")
+def issuer():
+    key, kid = Ed25519PrivateKey.generate(), uuid4().hex
+    jwk = OKPAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": kid, "alg": "EdDSA", "use": "sig"}
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class JWKS(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), JWKS)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Issuer(f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", key, kid)
+    server.shutdown()
+
+
+@dataclass
+class Deployment:
+    """One database and topic prefix; apps started from it share both, like replicas or restarts do."""
+
+    settings: PolicySettings
+    bootstrap: str
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_token}"}
+
+    async def events(self, topic: str, type_: str) -> list[tuple[EventMeta, ConsumerRecord, dict]]:
+        """Every `type_` event on `topic` so far, once the outbox has nothing left to publish."""
+        assert await self.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        records = await read_topic(self.bootstrap, self.settings.topic(topic))
+        return [(meta, r, json.loads(r.value)) for meta, r in records if meta.type == type_]
+
+    async def fetchval(self, query: str, *args: object) -> object:
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            return await conn.fetchval(query, *args)
+        finally:
+            await conn.close()
+
+    async def publish(self, event: Event, meta: EventMeta | None = None) -> EventMeta:
+        """Puts an event on its topic as its producer would; the same `meta` again is a redelivery."""
+        meta = meta or meta_for(event)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(self.settings.topic(event.topic.name), event.model_dump_json().encode(),
+                                         key=event.key().encode(), headers=encode_headers(meta))
+            return meta
+        finally:
+            await producer.stop()
+
+    @asynccontextmanager
+    async def app(self) -> AsyncIterator[httpx.AsyncClient]:
+        async with serve(create_app(self.settings)) as client:
+            yield client
+
+    @asynccontextmanager
+    async def replicas(self, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+        """Starts `count` apps at once; each lives in its own task, as lifespans require."""
+        stop = asyncio.Event()
+        started: list[asyncio.Future[httpx.AsyncClient]] = [asyncio.get_running_loop().create_future()
+                                                             for _ in range(count)]
+
+        async def run(ready: asyncio.Future[httpx.AsyncClient]) -> None:
+            try:
+                async with self.app() as client:
+                    ready.set_result(client)
+                    await stop.wait()
+            except Exception as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                raise
+
+        tasks = [asyncio.create_task(run(ready)) for ready in started]
+        try:
+            done = await asyncio.wait_for(asyncio.gather(*started), 120)
+            yield list(done)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+def deployment(infra, new_database, issuer) -> Callable[..., object]:
+    async def make(**overrides: object) -> Deployment:
+        settings = PolicySettings(**base_settings(
+            infra, await new_database("policy"), unique("pt-") + ".", jwks_url=issuer.jwks_url,
+            consumer_group=unique("policy-"), schedule_poll_seconds=0.2, topic_partitions=1, **overrides,
+        ))
+        return Deployment(settings, infra.kafka_bootstrap)
+
+    return make
