@@ -88,14 +88,19 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
         app.state.runtime = runtime
         app.state.service = await definition.wire(runtime)
         await broker.start()
-        if settings.relay_enabled:
-            relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds)
-            runtime.spawn(relay.run(), "outbox-relay")
+        relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay") if settings.relay_enabled else None
         log.info("service started", topics_prefix=settings.topic_prefix or None)
         try:
             yield
         finally:
             await broker.stop()
+            if relay_task is not None:
+                relay.stop()
+                try:
+                    await asyncio.wait_for(relay_task, timeout=15)
+                except TimeoutError:
+                    log.warning("outbox relay did not finish its batch in time")
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)

@@ -1,5 +1,6 @@
 """CloudEvents 1.0 in Kafka binary mode: the event's attributes travel as `ce_*` headers."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -11,6 +12,10 @@ CONTENT_TYPE = "application/json"
 # Extension attributes are lower-case alphanumerics by the CloudEvents spec.
 _CORRELATION = "ce_correlationid"
 _TRACEPARENT = "traceparent"
+# RFC 3339 date-time (section 5.6): full date and time with an offset; fractions of any length.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class MalformedHeaders(ValueError):
@@ -71,8 +76,11 @@ def decode_headers(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], .
     missing = [k for k in ("ce_id", "ce_source", "ce_type", "ce_time") if not values.get(k)]
     if missing:
         raise MalformedHeaders(f"missing headers: {', '.join(missing)}")
+    raw_time = values["ce_time"]
+    if not _RFC3339.fullmatch(raw_time):  # fromisoformat alone takes dates and times without an offset
+        raise MalformedHeaders("ce_time is not RFC 3339")
     try:
-        time = datetime.fromisoformat(values["ce_time"].replace("Z", "+00:00"))
+        time = datetime.fromisoformat(raw_time[:-1] + "+00:00" if raw_time[-1] in "Zz" else raw_time)
     except ValueError as exc:
         raise MalformedHeaders("ce_time is not RFC 3339") from exc
     return EventMeta(

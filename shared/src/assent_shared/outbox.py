@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from assent_shared import cloudevents
 from assent_shared.events import Event
@@ -58,15 +59,28 @@ class OutboxRelay:
         self._metrics = metrics
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Finish the batch in flight, then return from `run`: a batch cut off between send and
+        mark would be sent again by the next relay."""
+        self._stop.set()
+        self._wake.set()
 
     async def run(self) -> None:
-        """Relay until cancelled; reconnects after database errors."""
-        while True:
+        """Relay until stopped; reconnects after database and Kafka errors."""
+        while not self._stopping:
             try:
                 await self._run_while_connected()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # aiokafka's errors are RuntimeErrors, not OSErrors: without them here a broker outage
+            # would end this task for good and the service would stop publishing until restarted.
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
                 log.warning("outbox relay reconnecting", error=type(exc).__name__)
                 await asyncio.sleep(self._poll_seconds)
 
@@ -74,11 +88,13 @@ class OutboxRelay:
         conn = await asyncpg.connect(self._dsn)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
-                await asyncio.sleep(self._poll_seconds)
+                if self._stopping:
+                    return
+                await _wait(self._stop.wait(), self._poll_seconds)
             await conn.add_listener(CHANNEL, self._on_notify)
-            while True:
+            while not self._stopping:
                 self._wake.clear()
-                while await self.publish_pending(conn) == _BATCH:
+                while await self.publish_pending(conn) == _BATCH and not self._stopping:
                     pass
                 await self._observe_backlog(conn)
                 await _wait(self._wake.wait(), self._poll_seconds)

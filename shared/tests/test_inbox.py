@@ -1,0 +1,224 @@
+"""The inbox on real PostgreSQL: an event's id and its effects commit together, exactly once."""
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from assent_shared import inbox as inbox_module
+from assent_shared.cloudevents import encode_headers, meta_for
+from assent_shared.events import UserErased, UserRegistered
+from assent_shared.inbox import Handler, Inbox
+from assent_shared.metrics import Metrics
+from assent_shared.migrate import SHARED, apply_migrations
+
+TOPIC = "identity.users.v1"
+
+
+@dataclass
+class Record:
+    """What the inbox reads of a Kafka record; aiokafka's ConsumerRecord has the same attributes."""
+
+    value: bytes | None
+    headers: Any
+    key: bytes | None = b"k"
+    topic: str = TOPIC
+    partition: int = 0
+    offset: int = 0
+
+
+@dataclass
+class Env:
+    pool: asyncpg.Pool
+    metrics: Metrics
+    inbox: Inbox
+    dead: list[tuple[Record, str]] = field(default_factory=list)
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, {"topic": TOPIC, **labels}) or 0.0
+
+    async def applied_rows(self) -> list[asyncpg.Record]:
+        return await self.pool.fetch("SELECT event_id, user_id FROM applied ORDER BY event_id")
+
+    async def inbox_rows(self) -> list[tuple[str, str, str]]:
+        return [tuple(r) for r in await self.pool.fetch("SELECT event_id, topic, event_type FROM inbox")]
+
+
+@pytest.fixture
+async def env(new_database):
+    url = await new_database("inbox")
+    pool = await asyncpg.create_pool(url, min_size=2, max_size=4)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, [SHARED])
+        # No unique key on purpose: applying an event twice would show as two rows.
+        await conn.execute("CREATE TABLE applied (event_id text NOT NULL, user_id uuid NOT NULL)")
+    metrics = Metrics("test")
+    dead: list[tuple[Record, str]] = []
+
+    async def dead_letter(record, reason: str) -> None:
+        dead.append((record, reason))
+
+    yield Env(pool, metrics, Inbox(pool, metrics, dead_letter, retry_pause=0.01), dead)
+    await pool.close()
+
+
+def registered() -> UserRegistered:
+    return UserRegistered(user_id=uuid4(), email="someone@example.com", registered_at=datetime.now(UTC),
+                          policy_version=1, newsletter_opt_in=True)
+
+
+def record_of(event, **overrides: Any) -> Record:
+    meta = meta_for(event)
+    return Record(value=event.model_dump_json().encode(), headers=encode_headers(meta), **overrides)
+
+
+def ce_id(record: Record) -> str:
+    return dict(record.headers)["ce_id"].decode()
+
+
+class Recorder:
+    """A handler that writes one row per application in the inbox's transaction, and can be told to fail."""
+
+    def __init__(self, failures: list[BaseException] | None = None) -> None:
+        self.failures = list(failures or [])
+        self.calls = 0
+        self.seen: list[tuple[UserRegistered, str]] = []
+
+    async def __call__(self, conn: asyncpg.Connection, event: UserRegistered, meta) -> None:
+        self.calls += 1
+        await conn.execute("INSERT INTO applied VALUES ($1, $2)", meta.id, event.user_id)
+        self.seen.append((event, meta.id))
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"UserRegistered": Handler(UserRegistered, self)}
+
+
+async def test_the_same_record_twice_is_applied_once_and_counted_as_a_duplicate(env):
+    recorder = Recorder()
+    event = registered()
+    record = record_of(event)
+    assert await env.inbox.consume(TOPIC, record, recorder.handlers()) is True
+    assert await env.inbox.consume(TOPIC, record, recorder.handlers()) is False
+    assert [(r["event_id"], r["user_id"]) for r in await env.applied_rows()] == [(ce_id(record), event.user_id)]
+    assert await env.inbox_rows() == [(ce_id(record), TOPIC, "UserRegistered")]
+    assert recorder.seen == [(event, ce_id(record))]  # the handler got the validated event and its meta
+    assert env.sample("inbox_duplicates_dropped_total") == 1
+    assert env.sample("inbox_events_applied_total", type="UserRegistered") == 1
+    assert env.dead == []
+
+
+async def test_two_consumers_racing_on_one_record_apply_it_once(env):
+    recorder = Recorder()
+    record = record_of(registered())
+    results = await asyncio.gather(*(env.inbox.consume(TOPIC, record, recorder.handlers()) for _ in range(2)))
+    assert sorted(results) == [False, True]
+    assert len(await env.applied_rows()) == 1
+    assert env.sample("inbox_duplicates_dropped_total") == 1
+
+
+async def test_a_handler_that_always_fails_is_dead_lettered_once_and_commits_nothing(env):
+    recorder = Recorder([ValueError("breaks a rule")] * 10)
+    record = record_of(registered())
+    assert await env.inbox.consume(TOPIC, record, recorder.handlers()) is False
+    assert recorder.calls == inbox_module._ATTEMPTS  # retried before giving up
+    assert [(r, reason) for r, reason in env.dead] == [(record, "handler failed: ValueError")]
+    assert await env.applied_rows() == [] and await env.inbox_rows() == []
+    assert env.sample("dead_letters_total") == 1
+    assert env.sample("inbox_events_applied_total", type="UserRegistered") == 0
+
+
+async def test_a_handler_that_fails_once_then_succeeds_is_applied_once(env):
+    recorder = Recorder([ValueError("first attempt")])
+    record = record_of(registered())
+    assert await env.inbox.consume(TOPIC, record, recorder.handlers()) is True
+    assert recorder.calls == 2
+    # The first attempt wrote a row too; it rolled back with its transaction.
+    assert [r["event_id"] for r in await env.applied_rows()] == [ce_id(record)]
+    assert len(await env.inbox_rows()) == 1
+    assert env.dead == []
+
+
+async def test_a_transient_error_propagates_so_the_record_is_redelivered_and_nothing_is_dead_lettered(env):
+    record = record_of(registered())
+    failing = Recorder([OSError("connection reset")])
+    with pytest.raises(OSError, match="connection reset"):
+        await env.inbox.consume(TOPIC, record, failing.handlers())
+    assert failing.calls == 1  # not retried in place: the consumer's redelivery is the retry
+    assert env.dead == [] and env.sample("dead_letters_total") == 0
+    assert await env.applied_rows() == [] and await env.inbox_rows() == []
+    # Its ce_id was not used up: the redelivered record applies.
+    assert await env.inbox.consume(TOPIC, record, Recorder().handlers()) is True
+    assert [r["event_id"] for r in await env.applied_rows()] == [ce_id(record)]
+
+
+def _without(headers, name):
+    return [(k, v) for k, v in headers if k != name]
+
+
+def _replace(headers, name, value):
+    return [(k, value if k == name else v) for k, v in headers]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda h: _without(h, "ce_id"),
+        lambda h: _without(h, "ce_type"),
+        lambda h: _replace(h, "ce_specversion", b"0.3"),
+        lambda h: _replace(h, "ce_time", b"last tuesday"),
+        lambda h: _replace(h, "ce_source", b"\xff"),
+        lambda h: [],
+    ],
+    ids=["no-id", "no-type", "old-spec", "bad-time", "not-utf8", "no-headers"],
+)
+async def test_bad_headers_are_dead_lettered(env, damage):
+    recorder = Recorder()
+    good = record_of(registered())
+    record = Record(value=good.value, headers=damage(good.headers), offset=7)
+    assert await env.inbox.consume(TOPIC, record, recorder.handlers()) is False
+    [(dead_record, reason)] = env.dead
+    assert dead_record is record and reason.startswith("malformed headers: ")
+    assert recorder.calls == 0 and await env.inbox_rows() == []
+    assert env.sample("dead_letters_total") == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (
+            b'{"user_id": "not-a-uuid", "email": "a@b.c", "registered_at": "2025-01-01T00:00:00Z",'
+            b' "policy_version": 1, "newsletter_opt_in": true}',
+            "user_id",
+        ),
+        (b'{"email": "a@b.c"}', "user_id,registered_at,policy_version,newsletter_opt_in"),
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "not JSON"),
+        (None, "not JSON"),
+    ],
+    ids=["wrong-type", "missing-fields", "not-json", "not-an-object", "tombstone"],
+)
+async def test_an_invalid_payload_is_dead_lettered_with_the_fields_at_fault(env, value, named):
+    recorder = Recorder()
+    record = Record(value=value, headers=record_of(registered()).headers)
+    assert await env.inbox.consume(TOPIC, record, recorder.handlers()) is False
+    [(dead_record, reason)] = env.dead
+    assert dead_record is record
+    assert reason.startswith("invalid UserRegistered payload: ")
+    if named != "not JSON":
+        assert reason == f"invalid UserRegistered payload: {named}"
+    assert recorder.calls == 0 and await env.inbox_rows() == []
+
+
+async def test_an_event_type_without_a_handler_is_ignored_not_dead_lettered(env):
+    recorder = Recorder()
+    record = record_of(UserErased(user_id=uuid4(), erased_at=datetime.now(UTC)))
+    assert await env.inbox.consume(TOPIC, record, recorder.handlers()) is False
+    assert recorder.calls == 0
+    assert env.dead == [] and env.sample("dead_letters_total") == 0
+    assert await env.inbox_rows() == []  # nothing remembered: a later version with a handler may still apply it
