@@ -34,7 +34,8 @@ def _dump(document: Any) -> str:
 
 def _description(name: str, model: type[Event]) -> str:
     doc = " ".join((model.__doc__ or "").split())
-    where = f"`{name}` on `{model.topic.name}`, keyed by {model.topic.key}; `ce_source` is `{model.ce_source}`."
+    on = ", ".join(f"`{t.name}`" for t in model.travels_on())
+    where = f"`{name}` on {on}, keyed by {model.topic.key}; `ce_source` is `{model.ce_source}`."
     return f"{doc} {where}" if doc else where
 
 
@@ -42,6 +43,8 @@ def event_schema(name: str, model: type[Event]) -> dict[str, Any]:
     """The JSON Schema of the event's data (the Kafka value), with where and how it travels."""
     schema = {"$schema": _JSON_SCHEMA_DIALECT, **model.model_json_schema(by_alias=True)}
     schema["x-topic"] = model.topic.name
+    if len(model.travels_on()) > 1:
+        schema["x-topics"] = [t.name for t in model.travels_on()]
     schema["x-key"] = model.topic.key
     schema["x-ce-type"] = name
     schema["x-ce-source"] = model.ce_source
@@ -77,8 +80,9 @@ def asyncapi_document() -> dict[str, Any]:
         "127.0.0.1:9092", description="The local default; every deployment sets KAFKA_BOOTSTRAP_SERVERS."
     )
     for name, model in sorted(CATALOG.items()):
-        topic = model.topic.name
-        broker.publisher(topic, title=f"{topic}:{name}", schema=model, description=_description(name, model))
+        for spec in model.travels_on():
+            broker.publisher(spec.name, title=f"{spec.name}:{name}", schema=model,
+                             description=_description(name, model))
     spec = AsyncAPI(
         broker,
         title="Assent events",

@@ -37,7 +37,7 @@ def meta_for(event: Event, correlation_id: str | None = None, traceparent: str |
     return EventMeta(
         id=str(uuid4()),
         type=type(event).__name__,
-        source=event.ce_source,
+        source=event.source_uri(),
         time=datetime.now(UTC),
         subject=event.subject(),
         correlation_id=correlation_id,

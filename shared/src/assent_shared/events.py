@@ -27,6 +27,16 @@ class Event(BaseModel):
     def key(self) -> str:
         raise NotImplementedError
 
+    def topic_spec(self) -> topics.TopicSpec:
+        return self.topic
+
+    def source_uri(self) -> str:
+        return self.ce_source
+
+    @classmethod
+    def travels_on(cls) -> tuple[topics.TopicSpec, ...]:
+        return (cls.topic,)
+
     def subject(self) -> str | None:
         """The user id this event is about, for the `ce_subject` header, where there is one."""
         return None
@@ -228,6 +238,43 @@ class ProcessorRegistered(Event):
         return self.processor_id
 
 
+class ErasureConfirmed(Event):
+    """A service removed or anonymized what it held about an erased user.
+
+    Each service publishes it on its own topic (key: user id); identity gathers the confirmations
+    to show when an erasure has completed everywhere.
+    """
+
+    # Class-level defaults for the catalog; each instance travels on its service's topic.
+    topic = topics.CONSENTS
+    ce_source = "/assent/consent"
+
+    user_id: UUID = Field(description="The erased user.")
+    service: Literal["consent", "mailer", "policy"] = Field(
+        description="The service that confirms; the event travels on that service's topic."
+    )
+    confirmed_at: datetime = Field(description="When that service finished (UTC).")
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+    def topic_spec(self) -> topics.TopicSpec:
+        return ERASURE_TOPICS[self.service]
+
+    def source_uri(self) -> str:
+        return f"/assent/{self.service}"
+
+    @classmethod
+    def travels_on(cls) -> tuple[topics.TopicSpec, ...]:
+        return tuple(ERASURE_TOPICS.values())
+
+
+ERASURE_TOPICS = {"consent": topics.CONSENTS, "mailer": topics.DELIVERIES, "policy": topics.ACCEPTANCES}
+
+
 CATALOG: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -245,5 +292,6 @@ CATALOG: dict[str, type[Event]] = {
         ProcessorRevocationSent,
         UnsubscribeRequested,
         ProcessorRegistered,
+        ErasureConfirmed,
     )
 }

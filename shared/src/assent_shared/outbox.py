@@ -34,7 +34,7 @@ async def enqueue(conn: asyncpg.Connection, event: Event, *, traceparent: str | 
         """INSERT INTO outbox (event_id, topic, event_key, event_type, headers, payload)
            VALUES ($1, $2, $3, $4, $5::jsonb, $6)""",
         meta.id,
-        event.topic.name,
+        event.topic_spec().name,
         event.key(),
         meta.type,
         json.dumps(headers),

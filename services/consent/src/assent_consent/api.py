@@ -78,6 +78,8 @@ async def change_consent(subject_id: UUID, purpose: PurposeId, recipient: Recipi
         raise Problem(422, "Unknown purpose", "See GET /v1/purposes for the purposes there are.")
     except domain.UnknownRecipient:
         raise Problem(422, "Unknown recipient", "The recipient is not a processor registered for this purpose.")
+    except domain.SubjectErased:
+        raise Problem(410, "Account erased", "Nothing is recorded for an erased account.")
     return _out(result.state)
 
 

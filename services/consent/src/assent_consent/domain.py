@@ -17,6 +17,10 @@ class UnknownRecipient(ValueError):
     pass
 
 
+class SubjectErased(ValueError):
+    """The subject's account was erased; nothing is recorded for them any more."""
+
+
 @dataclass(frozen=True)
 class ChangeConsent:
     subject_id: UUID

@@ -11,7 +11,10 @@ from assent_consent.receipts import ReceiptSigner
 from assent_consent.settings import ConsentSettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
-from assent_shared.events import ConsentGranted, ConsentRevoked, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserRegistered
+from assent_shared.events import (
+    ConsentGranted, ConsentRevoked, ErasureConfirmed, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested,
+    UserErased, UserRegistered,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class ConsentHandlers:
     async def _change(self, conn: asyncpg.Connection, cmd: domain.ChangeConsent) -> ChangeResult:
         domain.check_target(cmd.purpose, cmd.recipient, set(self._settings.purposes), await storage.processors(conn))
         last_seq = await storage.lock_subject(conn, cmd.subject_id)
+        if await storage.is_erased(conn, cmd.subject_id):
+            raise domain.SubjectErased(str(cmd.subject_id))
         current = await storage.state_of(conn, cmd.subject_id, cmd.purpose, cmd.recipient)
         if not domain.is_change(current, cmd.granted):
             if current is None:  # revoking what was never granted: nothing to record
@@ -86,11 +91,21 @@ class ConsentHandlers:
         ]
 
     async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered, _meta: EventMeta) -> None:
-        if event.newsletter_opt_in:  # the policy: signing up opts in to the newsletter
+        await storage.lock_subject(conn, event.user_id)
+        if event.newsletter_opt_in and not await storage.is_erased(conn, event.user_id):
+            # The policy: signing up opts in to the newsletter.
             await self._change(conn, domain.ChangeConsent(event.user_id, "newsletter", domain.FIRST_PARTY, True, "signup"))
+
+    async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
+        await storage.lock_subject(conn, event.user_id)
+        await storage.erase_subject(conn, event.user_id, event.erased_at)
+        await outbox.enqueue(conn, ErasureConfirmed(user_id=event.user_id, service="consent",
+                                                    confirmed_at=datetime.now(UTC)))
 
     async def apply_unsubscribe_requested(self, conn: asyncpg.Connection, event: UnsubscribeRequested,
                                           _meta: EventMeta) -> None:
+        if await storage.is_erased(conn, event.subject_id):
+            return
         await self._change(conn, domain.ChangeConsent(event.subject_id, event.purpose, event.recipient, False,
                                                       "unsubscribe_link"))
 

@@ -104,3 +104,13 @@ async def record_policy(conn: asyncpg.Connection, policy_id: str, version: int) 
            WHERE policy_in_force.version < EXCLUDED.version""",
         policy_id, version,
     )
+
+
+async def is_erased(conn: asyncpg.Connection, subject_id: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT erased_at IS NOT NULL FROM subjects WHERE subject_id = $1", subject_id))
+
+
+async def erase_subject(conn: asyncpg.Connection, subject_id: UUID, erased_at: datetime) -> None:
+    await conn.execute("DELETE FROM consent_state WHERE subject_id = $1", subject_id)
+    await conn.execute("DELETE FROM consent_events WHERE subject_id = $1", subject_id)
+    await conn.execute("UPDATE subjects SET erased_at = $2 WHERE subject_id = $1", subject_id, erased_at)

@@ -3,13 +3,14 @@
 from assent_consent.handlers import ConsentHandlers
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
-from assent_shared.events import PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserRegistered
+from assent_shared.events import PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserErased, UserRegistered
 from assent_shared.inbox import Handler
 
 
 def register(runtime: Runtime, service: ConsentHandlers) -> None:
     kafka.subscribe(runtime.broker, runtime.settings, topics.USERS, runtime.inbox, {
         "UserRegistered": Handler(UserRegistered, service.apply_user_registered),
+        "UserErased": Handler(UserErased, service.apply_user_erased),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.PROCESSORS, runtime.inbox, {
         "ProcessorRegistered": Handler(ProcessorRegistered, service.apply_processor_registered),

@@ -1,14 +1,16 @@
 """Identity's HTTP surface: thin routes that turn requests into handler calls."""
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import jwt
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from assent_identity import domain
-from assent_identity.handlers import IdentityHandlers, InvalidCredentials
+from assent_identity.export import Exporter
+from assent_identity.handlers import IdentityHandlers, InvalidCredentials, Throttled
 from assent_identity.storage import EmailTaken
 from assent_shared.auth import AUDIENCE, bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
@@ -75,12 +77,24 @@ async def register(body: RegistrationIn, service: IdentityHandlers = Depends(han
     return _user_out(user)
 
 
-@router.post("/v1/sessions", response_model=SessionOut, responses={401: {"description": "Invalid credentials"}})
-async def login(body: CredentialsIn, service: IdentityHandlers = Depends(handlers)) -> SessionOut:
+def _client_address(request: Request, rt: Runtime) -> str:
+    forwarded = request.headers.get("x-forwarded-for") if rt.settings.trust_forwarded_for else None
+    if forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/v1/sessions", response_model=SessionOut,
+             responses={401: {"description": "Invalid credentials"}, 429: {"description": "Too many failures"}})
+async def login(body: CredentialsIn, request: Request, service: IdentityHandlers = Depends(handlers),
+                rt: Runtime = Depends(runtime)) -> SessionOut:
     try:
-        issued = await service.start_session(body.email, body.password)
+        issued = await service.start_session(body.email, body.password, _client_address(request, rt))
     except InvalidCredentials:
         raise Problem(401, "Invalid credentials", "The email or password is wrong.", headers=_UNAUTHORIZED)
+    except Throttled as exc:
+        raise Problem(429, "Too many failed logins", "Wait before trying again.",
+                      headers={"Retry-After": str(exc.retry_after)})
     return SessionOut(access_token=issued.access_token, expires_in=issued.expires_in,
                       refresh_token=issued.refresh_token)
 
@@ -128,6 +142,70 @@ async def me(claims: dict = Depends(_claims), service: IdentityHandlers = Depend
     return _user_out(user)
 
 
+class EmailChangeIn(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class PasswordChangeIn(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+@router.put("/v1/users/me/email", response_model=UserOut,
+            responses={403: {"description": "Wrong password"}, 409: {"description": "Email taken"}})
+async def change_email(body: EmailChangeIn, claims: dict = Depends(_claims),
+                       service: IdentityHandlers = Depends(handlers)) -> UserOut:
+    try:
+        user = await service.change_email(UUID(claims["sub"]), body.email, body.password)
+    except domain.InvalidInput as exc:
+        raise Problem(422, "Invalid email", str(exc))
+    except InvalidCredentials:
+        raise Problem(403, "Wrong password", "Confirm the change with your current password.")
+    except EmailTaken:
+        raise Problem(409, "Email already registered")
+    return _user_out(user)
+
+
+@router.put("/v1/users/me/password", status_code=204,
+            responses={403: {"description": "Wrong password"}, 422: {"description": "Weak password"}})
+async def change_password(body: PasswordChangeIn, claims: dict = Depends(_claims),
+                          service: IdentityHandlers = Depends(handlers)) -> Response:
+    try:
+        await service.change_password(UUID(claims["sub"]), UUID(claims["sid"]), body.current_password,
+                                      body.new_password)
+    except domain.InvalidInput as exc:
+        raise Problem(422, "Invalid password", str(exc))
+    except InvalidCredentials:
+        raise Problem(403, "Wrong password", "Confirm the change with your current password.")
+    return Response(status_code=204)
+
+
+@router.get("/v1/users/me/export")
+async def export_my_data(request: Request, claims: dict = Depends(_claims),
+                         service: IdentityHandlers = Depends(handlers)) -> dict:
+    user = await service.get_user(UUID(claims["sub"]))
+    if user is None:
+        raise Problem(404, "No such user")
+    exporter: Exporter = request.app.state.exporter
+    return await exporter.export(user, bearer_token(request) or "")
+
+
+@router.delete("/v1/users/me", status_code=202)
+async def erase_me(claims: dict = Depends(_claims), service: IdentityHandlers = Depends(handlers)) -> dict:
+    user_id = UUID(claims["sub"])
+    await service.erase_user(user_id)
+    return {"user_id": str(user_id), "status_url": f"/v1/erasures/{user_id}"}
+
+
+@router.get("/v1/erasures/{user_id}", responses={404: {"description": "No erasure of that id"}})
+async def erasure_status(user_id: UUID, service: IdentityHandlers = Depends(handlers)) -> dict:
+    status = await service.erasure_status(user_id)
+    if status is None:
+        raise Problem(404, "No such erasure")
+    return status
+
+
 @router.get("/.well-known/jwks.json")
 async def jwks(response: Response, service: IdentityHandlers = Depends(handlers)) -> dict:
     response.headers["Cache-Control"] = "public, max-age=60"
@@ -139,6 +217,25 @@ async def rotate_keys(request: Request, rt: Runtime = Depends(runtime),
                       service: IdentityHandlers = Depends(handlers)) -> dict:
     require_admin(request, rt.settings.admin_token)
     return {"kid": await service.rotate_keys()}
+
+
+@router.get("/v1/admin/users", response_model=UserOut)
+async def admin_find_user(email: Annotated[str, Query(max_length=320)], request: Request,
+                          rt: Runtime = Depends(runtime), service: IdentityHandlers = Depends(handlers)) -> UserOut:
+    require_admin(request, rt.settings.admin_token)
+    user = await service.find_user(email)
+    if user is None:
+        raise Problem(404, "No such user")
+    return _user_out(user)
+
+
+@router.post("/v1/admin/users/{user_id}/disable", status_code=204)
+async def admin_disable_user(user_id: UUID, request: Request, rt: Runtime = Depends(runtime),
+                             service: IdentityHandlers = Depends(handlers)) -> Response:
+    require_admin(request, rt.settings.admin_token)
+    if not await service.disable_user(user_id) and await service.get_user(user_id) is None:
+        raise Problem(404, "No such user")
+    return Response(status_code=204)
 
 
 @router.get("/v1/admin/users/{user_id}", response_model=UserOut)

@@ -59,3 +59,23 @@ class User:
     created_at: datetime
     display_name: str | None = None
     disabled: bool = False
+
+
+@dataclass(frozen=True)
+class ThrottleRule:
+    """After `free` failures within `window` seconds, each further one locks for a doubling delay up to `cap`."""
+
+    free: int
+    window: int
+    cap: int
+
+    def lock_seconds(self, failures: int) -> int:
+        if failures < self.free:
+            return 0
+        return min(self.cap, 2 ** (failures - self.free))
+
+
+# An account is slowed briefly (an attacker must not lock its owner out for long); a client
+# that fails across many accounts is slowed for longer.
+ACCOUNT_THROTTLE = ThrottleRule(free=5, window=900, cap=60)
+CLIENT_THROTTLE = ThrottleRule(free=20, window=900, cap=900)

@@ -15,11 +15,17 @@ from assent_identity import domain, storage, tokens
 from assent_identity.settings import IdentitySettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
-from assent_shared.events import PolicyUpdated, UserRegistered
+from assent_shared.events import ErasureConfirmed, PolicyUpdated, UserEmailChanged, UserErased, UserRegistered
 
 
 class InvalidCredentials(Exception):
     pass
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("throttled")
+        self.retry_after = max(1, int(retry_after + 0.999))
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,11 @@ class IssuedSession:
 
 def _hash_refresh(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def _digest(value: str) -> str:
+    """Throttle keys hold no email or address in the clear."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 class IdentityHandlers:
@@ -62,25 +73,35 @@ class IdentityHandlers:
             ))
         return user
 
-    async def start_session(self, email: str, password: str) -> IssuedSession:
-        try:
-            normalized = domain.normalize_email(email)
-        except domain.InvalidInput as exc:
-            raise InvalidCredentials from exc
+    async def start_session(self, email: str, password: str, client: str) -> IssuedSession:
+        normalized = email.strip().lower()
+        account_key, client_key = "account:" + _digest(normalized), "client:" + _digest(client)
         async with self._pool.acquire() as conn:
+            wait = await storage.locked_for(conn, [account_key, client_key])
+            if wait > 0:
+                raise Throttled(wait)
             found = await storage.credentials_by_email(conn, normalized)
         stored_hash = found[1] if found else self._decoy_hash
         try:
             await asyncio.to_thread(self._hasher.verify, stored_hash, password)
-        except (VerificationError, InvalidHashError) as exc:
+            if found is None or found[0].disabled:
+                raise InvalidCredentials
+        except (VerificationError, InvalidHashError, InvalidCredentials) as exc:
+            await self._count_failure(account_key, client_key)
             raise InvalidCredentials from exc
-        if found is None or found[0].disabled:
-            raise InvalidCredentials
         user = found[0]
         async with self._pool.acquire() as conn, conn.transaction():
+            await storage.clear_failures(conn, account_key)
             if self._hasher.check_needs_rehash(stored_hash):
                 await storage.update_password_hash(conn, user.id, await asyncio.to_thread(self._hasher.hash, password))
             return await self._issue(conn, user.id, uuid4(), new_session=True)
+
+    async def _count_failure(self, account_key: str, client_key: str) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            for key, rule in ((account_key, domain.ACCOUNT_THROTTLE), (client_key, domain.CLIENT_THROTTLE)):
+                seconds = rule.lock_seconds(await storage.record_failure(conn, key, rule.window))
+                if seconds:
+                    await storage.lock(conn, key, seconds)
 
     async def refresh_session(self, refresh_token: str) -> IssuedSession:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -127,6 +148,66 @@ class IdentityHandlers:
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.lock_keys(conn)
             return await tokens.rotate(conn)
+
+    async def _check_password(self, conn: asyncpg.Connection, user_id: UUID, password: str) -> None:
+        stored = await storage.password_hash_of(conn, user_id)
+        try:
+            await asyncio.to_thread(self._hasher.verify, stored or self._decoy_hash, password)
+        except (VerificationError, InvalidHashError) as exc:
+            raise InvalidCredentials from exc
+        if stored is None:
+            raise InvalidCredentials
+
+    async def change_email(self, user_id: UUID, new_email: str, password: str) -> domain.User:
+        email = domain.normalize_email(new_email)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._check_password(conn, user_id, password)
+            await storage.update_email(conn, user_id, email)
+            await outbox.enqueue(conn, UserEmailChanged(user_id=user_id, email=email, changed_at=datetime.now(UTC)))
+            user = await storage.user_by_id(conn, user_id)
+        assert user is not None
+        return user
+
+    async def change_password(self, user_id: UUID, session_id: UUID, current: str, new: str) -> None:
+        async with self._pool.acquire() as conn:
+            user = await storage.user_by_id(conn, user_id)
+        if user is None:
+            raise InvalidCredentials
+        domain.check_password(new, user.email)
+        new_hash = await asyncio.to_thread(self._hasher.hash, new)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._check_password(conn, user_id, current)
+            await storage.update_password_hash(conn, user_id, new_hash)
+            await storage.revoke_sessions(conn, user_id, keep=session_id)
+
+    async def disable_user(self, user_id: UUID) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await storage.disable_user(conn, user_id)
+            await storage.revoke_sessions(conn, user_id)
+        return changed
+
+    async def find_user(self, email: str) -> domain.User | None:
+        async with self._pool.acquire() as conn:
+            return await storage.user_by_email(conn, email.strip().lower())
+
+    async def erase_user(self, user_id: UUID) -> None:
+        now = datetime.now(UTC)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await storage.erase_user(conn, user_id, now)
+            await outbox.enqueue(conn, UserErased(user_id=user_id, erased_at=now))
+
+    async def erasure_status(self, user_id: UUID) -> dict | None:
+        async with self._pool.acquire() as conn:
+            found = await storage.erasure_status(conn, user_id)
+        if found is None:
+            return None
+        requested_at, confirmations = found
+        waiting = sorted(set(self._settings.erasure_confirmed_by) - set(confirmations))
+        return {"user_id": str(user_id), "requested_at": requested_at, "confirmed": confirmations,
+                "waiting_for": waiting, "complete": not waiting}
+
+    async def apply_erasure_confirmed(self, conn: asyncpg.Connection, event: ErasureConfirmed, _meta: EventMeta) -> None:
+        await storage.record_confirmation(conn, event.user_id, event.service, event.confirmed_at)
 
     async def apply_policy_updated(self, conn: asyncpg.Connection, event: PolicyUpdated, _meta: EventMeta) -> None:
         await storage.record_policy(conn, event.policy_id, event.version, event.effective_at)

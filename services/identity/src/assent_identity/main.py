@@ -1,11 +1,14 @@
 """Identity's composition root: `uvicorn --factory assent_identity.main:create_app`."""
 
+import httpx
 from fastapi import FastAPI
 
 from assent_identity import api, subscribers
+from assent_identity.export import Exporter
 from assent_identity.handlers import IdentityHandlers
 from assent_identity.settings import IdentitySettings
 from assent_shared import topics
+from assent_shared.events import ERASURE_TOPICS
 from assent_shared.bootstrap import Runtime, ServiceDefinition, create_app as create_service_app
 from assent_shared.migrate import MigrationSet
 
@@ -16,13 +19,17 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     async def wire(runtime: Runtime) -> IdentityHandlers:
         service = IdentityHandlers(runtime.pool, settings)
         subscribers.register(runtime, service)
+        client = httpx.AsyncClient(timeout=10)
+        runtime.on_stop(client.aclose)
+        app.state.exporter = Exporter(client, settings)
         return service
 
-    return create_service_app(ServiceDefinition(
+    app = create_service_app(ServiceDefinition(
         settings=settings,
         title="Assent identity",
         migrations=MigrationSet.of_package("identity", "assent_identity.migrations"),
-        topics=(topics.USERS, topics.POLICIES),
+        topics=(topics.USERS, topics.POLICIES, *ERASURE_TOPICS.values()),
         routers=(api.router,),
         wire=wire,
     ))
+    return app

@@ -120,3 +120,89 @@ async def record_policy(conn: asyncpg.Connection, policy_id: str, version: int, 
            WHERE policy_in_force.version < EXCLUDED.version""",
         policy_id, version, effective_at,
     )
+
+
+async def locked_for(conn: asyncpg.Connection, keys: list[str]) -> float:
+    """Seconds until every one of `keys` may try again (0 when none is locked)."""
+    return float(await conn.fetchval(
+        """SELECT coalesce(max(extract(epoch FROM locked_until - now())), 0) FROM login_failures
+           WHERE throttle_key = ANY($1::text[]) AND locked_until > now()""",
+        keys,
+    ))
+
+
+async def record_failure(conn: asyncpg.Connection, key: str, window: int) -> int:
+    """Count a failure in the key's window (a new window once the old one has passed)."""
+    return await conn.fetchval(
+        """INSERT INTO login_failures (throttle_key, failures, first_at) VALUES ($1, 1, now())
+           ON CONFLICT (throttle_key) DO UPDATE SET
+             failures = CASE WHEN login_failures.first_at < now() - make_interval(secs => $2)
+                             THEN 1 ELSE login_failures.failures + 1 END,
+             first_at = CASE WHEN login_failures.first_at < now() - make_interval(secs => $2)
+                             THEN now() ELSE login_failures.first_at END
+           RETURNING failures""",
+        key, float(window),
+    )
+
+
+async def lock(conn: asyncpg.Connection, key: str, seconds: int) -> None:
+    await conn.execute(
+        "UPDATE login_failures SET locked_until = now() + make_interval(secs => $2) WHERE throttle_key = $1",
+        key, float(seconds),
+    )
+
+
+async def clear_failures(conn: asyncpg.Connection, key: str) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE throttle_key = $1", key)
+
+
+async def update_email(conn: asyncpg.Connection, user_id: UUID, email: str) -> None:
+    try:
+        await conn.execute("UPDATE users SET email = $2 WHERE id = $1", user_id, email)
+    except asyncpg.UniqueViolationError as exc:
+        raise EmailTaken from exc
+
+
+async def revoke_sessions(conn: asyncpg.Connection, user_id: UUID, keep: UUID | None = None) -> None:
+    await conn.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+        user_id, keep,
+    )
+
+
+async def disable_user(conn: asyncpg.Connection, user_id: UUID) -> bool:
+    status = await conn.execute("UPDATE users SET disabled_at = now() WHERE id = $1 AND disabled_at IS NULL", user_id)
+    return status.endswith(" 1")
+
+
+async def user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
+    row = await conn.fetchrow("SELECT id, email, created_at, display_name, disabled_at FROM users WHERE email = $1", email)
+    return _user(row) if row else None
+
+
+async def password_hash_of(conn: asyncpg.Connection, user_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+
+
+async def erase_user(conn: asyncpg.Connection, user_id: UUID, requested_at: datetime) -> None:
+    """Delete the account with its credentials and sessions; keep only the id as a tombstone."""
+    await conn.execute("DELETE FROM users WHERE id = $1", user_id)
+    await conn.execute("INSERT INTO erasures (user_id, requested_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                       user_id, requested_at)
+
+
+async def record_confirmation(conn: asyncpg.Connection, user_id: UUID, service: str, at: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO erasure_confirmations (user_id, service, confirmed_at)
+           SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM erasures WHERE user_id = $1)
+           ON CONFLICT DO NOTHING""",
+        user_id, service, at,
+    )
+
+
+async def erasure_status(conn: asyncpg.Connection, user_id: UUID) -> tuple[datetime, dict[str, datetime]] | None:
+    requested = await conn.fetchval("SELECT requested_at FROM erasures WHERE user_id = $1", user_id)
+    if requested is None:
+        return None
+    rows = await conn.fetch("SELECT service, confirmed_at FROM erasure_confirmations WHERE user_id = $1", user_id)
+    return requested, {r["service"]: r["confirmed_at"] for r in rows}

@@ -9,7 +9,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from assent_mailer.handlers import MailerHandlers
 from assent_mailer.messages import BadToken
-from assent_shared.auth import require_admin
+from assent_shared.auth import authenticate, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
 
@@ -60,8 +60,14 @@ async def put_processor(processor_id: ProcessorId, body: ProcessorIn,
             "purposes": body.purposes}
 
 
-@router.get("/v1/subjects/{subject_id}/deliveries", response_model=list[DeliveryOut], dependencies=[Depends(admin)])
-async def list_deliveries(subject_id: UUID, service: MailerHandlers = Depends(handlers)) -> list[DeliveryOut]:
+@router.get("/v1/subjects/{subject_id}/deliveries", response_model=list[DeliveryOut])
+async def list_deliveries(subject_id: UUID, request: Request,
+                          service: MailerHandlers = Depends(handlers)) -> list[DeliveryOut]:
+    """An admin sees anyone's deliveries; a signed-in user their own (for the export of their data)."""
+    runtime: Runtime = request.app.state.runtime
+    who = await authenticate(request, runtime.verifier, runtime.settings.admin_token)
+    if not who.may_act_for(subject_id):
+        raise Problem(403, "Not your deliveries")
     return [DeliveryOut(**{k: r[k] for k in DeliveryOut.model_fields}) for r in await service.deliveries_of(subject_id)]
 
 

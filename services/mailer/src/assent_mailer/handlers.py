@@ -11,7 +11,7 @@ from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, ProcessorRegistered, UnsubscribeRequested, UserEmailChanged, UserErased,
+    ConsentGranted, ConsentRevoked, ErasureConfirmed, ProcessorRegistered, UnsubscribeRequested, UserEmailChanged, UserErased,
     UserRegistered,
 )
 
@@ -42,6 +42,11 @@ class MailerHandlers:
         await storage.lock_subject(conn, event.user_id)
         await storage.erase_contact(conn, event.user_id)
         await storage.cancel_all_pending(conn, event.user_id)
+        # Withdrawing every consent lets the plan tell each processor that already has data to delete it.
+        await storage.withdraw_all(conn, event.user_id)
+        await self._replan(conn, event.user_id)
+        await outbox.enqueue(conn, ErasureConfirmed(user_id=event.user_id, service="mailer",
+                                                    confirmed_at=datetime.now(UTC)))
 
     async def apply_consent(self, conn: asyncpg.Connection, event: ConsentGranted | ConsentRevoked,
                             meta: EventMeta) -> None:

@@ -202,3 +202,8 @@ async def suppress(conn: asyncpg.Connection, email_hash: bytes, reason: str) -> 
     await conn.execute(
         "INSERT INTO suppressions (email_hash, reason) VALUES ($1, $2) ON CONFLICT DO NOTHING", email_hash, reason
     )
+
+
+async def withdraw_all(conn: asyncpg.Connection, subject_id: UUID) -> None:
+    """Keep each key's seq, so a late grant older than the erasure still changes nothing."""
+    await conn.execute("UPDATE consent_view SET granted = false WHERE subject_id = $1", subject_id)

@@ -12,7 +12,7 @@ from assent_policy import domain, storage
 from assent_policy.settings import PolicySettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
-from assent_shared.events import PolicyAccepted, PolicyUpdated, UserErased, UserRegistered
+from assent_shared.events import ErasureConfirmed, PolicyAccepted, PolicyUpdated, UserErased, UserRegistered
 
 log = structlog.get_logger(__name__)
 
@@ -149,10 +149,14 @@ class PolicyHandlers:
                            event.registered_at)
 
     async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
-        await storage.erase_acceptances(conn, event.user_id)
+        await storage.erase_acceptances(conn, event.user_id, event.erased_at)
+        await outbox.enqueue(conn, ErasureConfirmed(user_id=event.user_id, service="policy",
+                                                    confirmed_at=datetime.now(UTC)))
 
     async def _record(self, conn: asyncpg.Connection, user_id: UUID, policy_id: str, number: int,
                       how: domain.AcceptanceHow, at: datetime | None = None) -> domain.Acceptance | None:
+        if await storage.is_erased(conn, user_id):  # a late or redelivered event must not bring them back
+            return None
         created = await storage.insert_acceptance(conn, user_id, policy_id, number, how, at)
         if created is not None:
             await outbox.enqueue(conn, PolicyAccepted(

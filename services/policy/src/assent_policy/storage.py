@@ -125,5 +125,11 @@ async def acceptances_of(conn: asyncpg.Connection, user_id: UUID) -> list[Accept
     return [_acceptance(r) for r in rows]
 
 
-async def erase_acceptances(conn: asyncpg.Connection, user_id: UUID) -> None:
+async def erase_acceptances(conn: asyncpg.Connection, user_id: UUID, erased_at: datetime) -> None:
     await conn.execute("DELETE FROM acceptances WHERE user_id = $1", user_id)
+    await conn.execute("INSERT INTO erased_users (user_id, erased_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                       user_id, erased_at)
+
+
+async def is_erased(conn: asyncpg.Connection, user_id: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM erased_users WHERE user_id = $1", user_id))
