@@ -92,6 +92,9 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_LOG_LEVEL": os.environ.get("ASSENT_E2E_LOG_LEVEL", "INFO"),
         # RFC 8058 wants an HTTPS link; the tests follow it over plain HTTP on loopback.
         "ASSENT_PUBLIC_URL": system.urls["mailer"].replace("http://", "https://"),
+        "ASSENT_CONSENT_URL": system.urls["consent"],
+        "ASSENT_MAILER_URL": system.urls["mailer"],
+        "ASSENT_POLICY_URL": system.urls["policy"],
     }
     for spec in services.SERVICES:
         url = asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))
@@ -108,3 +111,23 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
     finally:
         services.stop_all(list(system.processes.values()))
         sink.stop()
+
+
+async def find_text(database_url: str, needle: str) -> list[str]:
+    """Every `table.column` of a database whose text holds `needle` (case-insensitive)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        columns = await conn.fetch(
+            """SELECT table_name, column_name FROM information_schema.columns
+               WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'jsonb', 'json')"""
+        )
+        found = []
+        for column in columns:
+            query = f'SELECT count(*) FROM "{column["table_name"]}" WHERE "{column["column_name"]}"::text ILIKE $1'
+            if await conn.fetchval(query, f"%{needle}%"):
+                found.append(f"{column['table_name']}.{column['column_name']}")
+        return found
+    finally:
+        await conn.close()

@@ -3,23 +3,8 @@
 from uuid import UUID
 
 import jwt
-import pytest
-
-from assent_identity.main import create_app
-from assent_identity.settings import IdentitySettings
-from assent_shared.testing.apps import base_settings, serve
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.topics import read_topic
-
-
-@pytest.fixture
-async def identity(infra, new_database):
-    prefix = unique("it-") + "."
-    settings = IdentitySettings(**base_settings(infra, await new_database("identity"), prefix,
-                                                argon2_memory_kib=1024, argon2_time_cost=1))
-    async with serve(create_app(settings)) as client:
-        client.prefix = prefix
-        yield client
 
 
 async def test_register_publishes_user_registered_with_cloudevents_headers(identity, infra):

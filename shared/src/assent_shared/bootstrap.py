@@ -88,7 +88,8 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
         app.state.runtime = runtime
         app.state.service = await definition.wire(runtime)
         await broker.start()
-        relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds)
+        relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds,
+                            settings.outbox_keep_published_seconds)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay") if settings.relay_enabled else None
         log.info("service started", topics_prefix=settings.topic_prefix or None)
         try:

@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 CHANNEL = "assent_outbox"
 _RELAY_LOCK = 0x6F7574626F78  # "outbox"
 _BATCH = 500
+_PRUNE_EVERY = 300.0
 
 
 async def enqueue(conn: asyncpg.Connection, event: Event, *, traceparent: str | None = None) -> str:
@@ -44,6 +45,14 @@ async def enqueue(conn: asyncpg.Connection, event: Event, *, traceparent: str | 
     return meta.id
 
 
+async def forget(conn: asyncpg.Connection, key: str) -> None:
+    """Drop the published events of one aggregate: on erasure, no copy of its data stays here.
+
+    Unpublished ones stay: they must still go out, in order, before the erasure that follows them.
+    """
+    await conn.execute("DELETE FROM outbox WHERE event_key = $1 AND published_at IS NOT NULL", key)
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -52,7 +61,10 @@ class OutboxRelay:
         resolve_topic: Callable[[str], str],
         metrics: Metrics,
         poll_seconds: float = 1.0,
+        keep_published_seconds: float = 24 * 3600,
     ) -> None:
+        self._keep_published = keep_published_seconds
+        self._pruned_at = float("-inf")
         self._dsn = dsn
         self._producer = producer
         self._resolve_topic = resolve_topic
@@ -97,6 +109,7 @@ class OutboxRelay:
                 while await self.publish_pending(conn) == _BATCH and not self._stopping:
                     pass
                 await self._observe_backlog(conn)
+                await self._prune(conn)
                 await _wait(self._wake.wait(), self._poll_seconds)
         finally:
             await asyncio.shield(conn.close())
@@ -130,6 +143,16 @@ class OutboxRelay:
         for row in rows:
             self._metrics.events_published.labels(topic=row["topic"]).inc()
         return len(rows)
+
+    async def _prune(self, conn: asyncpg.Connection) -> None:
+        """Published rows are kept a while for operators, then deleted: Kafka is the record."""
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at < _PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        await conn.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", self._keep_published
+        )
 
     async def _observe_backlog(self, conn: asyncpg.Connection) -> None:
         row = await conn.fetchrow(

@@ -36,6 +36,7 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "assent-identity"
     relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
     relay_poll_seconds: float = 1.0
+    outbox_keep_published_seconds: float = Field(default=24 * 3600, ge=0)
     db_pool_max: int = 10
     log_level: str = "INFO"
     kafka_session_timeout_ms: int = 10_000

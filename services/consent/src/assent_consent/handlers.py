@@ -99,6 +99,7 @@ class ConsentHandlers:
     async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
         await storage.lock_subject(conn, event.user_id)
         await storage.erase_subject(conn, event.user_id, event.erased_at)
+        await outbox.forget(conn, str(event.user_id))
         await outbox.enqueue(conn, ErasureConfirmed(user_id=event.user_id, service="consent",
                                                     confirmed_at=datetime.now(UTC)))
 

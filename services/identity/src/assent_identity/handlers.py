@@ -194,6 +194,7 @@ class IdentityHandlers:
         now = datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.erase_user(conn, user_id, now)
+            await outbox.forget(conn, str(user_id))
             await outbox.enqueue(conn, UserErased(user_id=user_id, erased_at=now))
 
     async def erasure_status(self, user_id: UUID) -> dict | None:

@@ -45,6 +45,7 @@ class MailerHandlers:
         # Withdrawing every consent lets the plan tell each processor that already has data to delete it.
         await storage.withdraw_all(conn, event.user_id)
         await self._replan(conn, event.user_id)
+        await outbox.forget(conn, str(event.user_id))
         await outbox.enqueue(conn, ErasureConfirmed(user_id=event.user_id, service="mailer",
                                                     confirmed_at=datetime.now(UTC)))
 

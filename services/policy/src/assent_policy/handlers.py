@@ -150,6 +150,7 @@ class PolicyHandlers:
 
     async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
         await storage.erase_acceptances(conn, event.user_id, event.erased_at)
+        await outbox.forget(conn, str(event.user_id))
         await outbox.enqueue(conn, ErasureConfirmed(user_id=event.user_id, service="policy",
                                                     confirmed_at=datetime.now(UTC)))
 

@@ -1,0 +1,109 @@
+"""Issue 4: a user sees all that is held about them, and erasure removes it everywhere for good."""
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from assent_shared.events import UserRegistered
+from assent_shared.testing.helpers import eventually, unique
+from assent_shared.testing.receiver import ProcessorReceiver
+from assent_shared.testing.topics import publish, read_topic
+from tests.e2e.conftest import find_text
+
+
+async def test_export_then_erase_leaves_nothing_personal_and_a_replay_does_not_restore(system):
+    processor = ProcessorReceiver(secret="erasure-secret-" + unique())
+    try:
+        await _run(system, processor)
+    finally:
+        processor.close()
+
+
+async def _run(system, processor):
+    email = f"{unique('erase')}@example.com"
+    user_id, headers = await system.register(email)
+    processor_id = unique("proc-")
+    async with system.client("mailer") as mailer, system.client("consent") as consent:
+        assert (await mailer.put(f"/v1/processors/{processor_id}", headers=system.admin, json={
+            "name": "Survey Co", "endpoint_url": processor.url, "purposes": ["surveys"],
+            "signing_secret": processor.secret})).status_code == 200
+
+        async def can_grant():
+            response = await consent.put(f"/v1/subjects/{user_id}/consents/surveys/{processor_id}",
+                                         json={"granted": True}, headers=headers)
+            return response.status_code == 200
+
+        await eventually(can_grant)
+    await eventually(lambda: processor.accepted)
+    async with system.client("policy") as policy:
+        await eventually(lambda: _acceptances(policy, user_id, headers))
+
+    async with system.client("identity") as identity:
+        async def complete_export():
+            body = (await identity.get("/v1/users/me/export", headers=headers)).json()
+            return body if not body["incomplete"] and body["deliveries"] and len(body["consents"]) >= 2 else None
+
+        export = await eventually(complete_export)
+        assert export["identity"]["email"] == email
+        assert {c["receipt"]["purpose"] for c in export["consents"]} == {"newsletter", "surveys"}
+        assert {d["kind"] for d in export["deliveries"]} >= {"welcome", "subject.shared"}
+        assert [a["how"] for a in export["policy_acceptances"]] == ["signup"]
+
+        erased = await identity.delete("/v1/users/me", headers=headers)
+        assert erased.status_code == 202
+
+        async def erased_everywhere():
+            status = (await identity.get(erased.json()["status_url"])).json()
+            return status if status["complete"] else None
+
+        status = await eventually(erased_everywhere, timeout=30)
+        assert set(status["confirmed"]) == {"consent", "mailer", "policy"}
+        assert (await identity.get(f"/v1/admin/users/{user_id}", headers=system.admin)).status_code == 404
+
+    # The processor that had the data was told to delete it.
+    await eventually(lambda: any(p["event"] == "subject.revoked" for p in processor.accepted))
+    await _nothing_personal_left(system, user_id, email)
+
+    # A replayed registration, the same event or a copy with a new id, brings nothing back.
+    records = await read_topic(system.kafka, system.topic("identity.users.v1"))
+    [(meta, record)] = [(m, r) for m, r in records if m.subject == user_id and m.type == "UserRegistered"]
+    replay = UserRegistered.model_validate_json(record.value)
+    await publish(system.kafka, system.topic("identity.users.v1"), replay, meta=meta)
+    marker = await publish(system.kafka, system.topic("identity.users.v1"), UserRegistered(
+        user_id=UUID(user_id), email=email, registered_at=datetime.now(UTC), policy_version=1,
+        newsletter_opt_in=True))
+    # Once a later event of another user is applied everywhere, the replays were handled too.
+    other_email = f"{unique('after')}@example.com"
+    other_id, other_headers = await system.register(other_email)
+    async with system.client("consent") as consent, system.client("policy") as policy:
+        await eventually(lambda: _consents(consent, other_id, system.admin))
+        await eventually(lambda: _acceptances(policy, other_id, other_headers))
+    await eventually(lambda: [m for m in system.sink.messages() if m["To"] == other_email])
+    assert marker.id
+    await _nothing_personal_left(system, user_id, email)
+
+
+async def _nothing_personal_left(system, user_id, email):
+    async with system.client("consent") as consent, system.client("policy") as policy, \
+            system.client("mailer") as mailer:
+        assert await _consents(consent, user_id, system.admin) == []
+        history = await consent.get(f"/v1/subjects/{user_id}/consents/history", headers=system.admin)
+        assert history.json() == []
+        assert (await policy.get(f"/v1/users/{user_id}/acceptances", headers=system.admin)).json() == []
+        deliveries = await mailer.get(f"/v1/subjects/{user_id}/deliveries", headers=system.admin)
+        assert email not in deliveries.text
+    for name, env in system.envs.items():
+        assert await find_text(env["DATABASE_URL"], email) == [], name
+        if name != "identity":  # identity keeps the id of an erased account as its tombstone
+            assert not [c for c in await find_text(env["DATABASE_URL"], user_id)
+                        if not c.startswith(("inbox.", "outbox.", "deliveries.", "erased_users.", "subjects."))], name
+    assert not [m for m in system.sink.messages() if m["To"] == email and "Welcome" not in m["Subject"]]
+
+
+async def _consents(client, user_id, headers):
+    response = await client.get(f"/v1/subjects/{user_id}/consents", headers=headers)
+    return response.json()
+
+
+async def _acceptances(client, user_id, headers):
+    response = await client.get(f"/v1/users/{user_id}/acceptances", headers=headers)
+    return response.json() if response.status_code == 200 else None
