@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,6 +52,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(asyncpg.DataError)
+    async def on_data_error(_request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # Values the schema let through but the database cannot store (a NUL character, say):
+        # the transaction rolled back, so nothing was half-written; the input is at fault.
+        return problem_response(422, "Invalid value", f"A value cannot be stored ({type(exc).__name__}).")
 
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
