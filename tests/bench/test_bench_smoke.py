@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.e2e  # starts the five services; `make test-unit` leaves it out
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("run", "machine", "versions", "settings", "ceilings", "telemetry", "flows", "api", "replicas",
+SECTIONS = ("run", "machine", "versions", "settings", "idle_cores", "ceilings", "telemetry", "flows", "api", "replicas",
             "peak_rss_bytes", "figures")
 
 

@@ -12,9 +12,10 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from assent_shared import kafka
+from assent_shared import kafka, tracing
 from assent_shared.auth import TokenVerifier
 from assent_shared.inbox import Inbox
 from assent_shared.logs import bind_correlation_id, configure_logging, new_correlation_id
@@ -40,6 +41,7 @@ class Runtime:
     metrics: Metrics
     inbox: Inbox
     verifier: TokenVerifier
+    tracer: trace.Tracer
     tasks: list[asyncio.Task] = field(default_factory=list)
     stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -76,14 +78,16 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
         producer = kafka.make_producer(settings)
         await producer.start()
         broker = kafka.make_broker(settings)
+        tracer: trace.Tracer = app.state.tracer
         runtime = Runtime(
             settings=settings,
             pool=pool,
             broker=broker,
             producer=producer,
             metrics=metrics,
-            inbox=Inbox(pool, metrics, kafka.dead_letterer(settings, producer)),
+            inbox=Inbox(pool, metrics, kafka.dead_letterer(settings, producer), tracer=tracer),
             verifier=TokenVerifier(settings.jwks_url, settings.jwt_issuer),
+            tracer=tracer,
         )
         app.state.runtime = runtime
         app.state.service = await definition.wire(runtime)
@@ -109,10 +113,13 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
                 await stop()
             await producer.stop()
             await pool.close()
+            app.state.tracer_provider.shutdown()
             log.info("service stopped")
 
     app = FastAPI(title=definition.title, lifespan=lifespan)
     app.state.metrics = Metrics(settings.service_name)
+    app.state.tracer_provider = tracing.make_provider(settings.service_name, settings.otlp_endpoint)
+    app.state.tracer = app.state.tracer_provider.get_tracer("assent")
     install_problem_handlers(app)
     _install_observability(app)
     app.include_router(_health_router())
@@ -128,9 +135,14 @@ def _install_observability(app: FastAPI) -> None:
         correlation_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else new_correlation_id()
         bind_correlation_id(correlation_id)
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        tracer: trace.Tracer = request.app.state.tracer
+        with tracer.start_as_current_span(f"{request.method} {request.url.path}", kind=trace.SpanKind.SERVER,
+                                          context=tracing.extract(request.headers)) as span:
+            response = await call_next(request)
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            span.update_name(f"{request.method} {template}")
+            span.set_attribute("http.response.status_code", response.status_code)
         metrics: Metrics = request.app.state.metrics
         metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
         metrics.http_latency.labels(request.method, template).observe(time.perf_counter() - started)

@@ -13,12 +13,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import structlog
+from opentelemetry import trace
 from pydantic import ValidationError
 
 from assent_shared import cloudevents
 from assent_shared.events import Event
 from assent_shared.logs import bind_correlation_id, new_correlation_id
 from assent_shared.metrics import Metrics
+from assent_shared.tracing import context_of
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=Event)
@@ -47,7 +49,9 @@ DeadLetter = Callable[[Record, str], Awaitable[None]]
 
 
 class Inbox:
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics, dead_letter: DeadLetter, retry_pause: float = 0.5):
+    def __init__(self, pool: asyncpg.Pool, metrics: Metrics, dead_letter: DeadLetter, retry_pause: float = 0.5,
+                 tracer: trace.Tracer | None = None):
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._pool = pool
         self._metrics = metrics
         self._dead_letter = dead_letter
@@ -64,6 +68,12 @@ class Inbox:
         handler = handlers.get(meta.type)
         if handler is None:
             return False
+        with self._tracer.start_as_current_span(f"{topic} process", context=context_of(meta.traceparent),
+                                                kind=trace.SpanKind.CONSUMER,
+                                                attributes={"messaging.message.id": meta.id, "event.type": meta.type}):
+            return await self._consume(topic, record, handler, meta)
+
+    async def _consume(self, topic: str, record: Record, handler: Handler[Any], meta: cloudevents.EventMeta) -> bool:
         try:
             event = handler.model.model_validate_json(record.value or b"")
         except ValidationError as exc:
@@ -97,6 +107,7 @@ class Inbox:
                 return False
             await handler.apply(conn, event, meta)
         self._metrics.events_applied.labels(topic=topic, type=meta.type).inc()
+        log.info("event applied", topic=topic, event_type=meta.type, event_id=meta.id)
         return True
 
     async def _reject(self, topic: str, record: Record, reason: str) -> None:

@@ -18,6 +18,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             _add_service(service),
+            _add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.EventRenamer("message"),
@@ -28,6 +29,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
+
+
+def _add_trace_ids(_logger: object, _name: str, event: dict) -> dict:
+    from assent_shared.tracing import current_ids
+
+    event.update(current_ids())
+    return event
 
 
 def _add_service(service: str) -> structlog.types.Processor:

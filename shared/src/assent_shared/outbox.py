@@ -19,6 +19,7 @@ from assent_shared import cloudevents
 from assent_shared.events import Event
 from assent_shared.logs import current_correlation_id
 from assent_shared.metrics import Metrics
+from assent_shared.tracing import current_traceparent
 
 log = structlog.get_logger(__name__)
 CHANNEL = "assent_outbox"
@@ -27,9 +28,12 @@ _BATCH = 500
 _PRUNE_EVERY = 300.0
 
 
-async def enqueue(conn: asyncpg.Connection, event: Event, *, traceparent: str | None = None) -> str:
-    """Add `event` to the outbox in the caller's open transaction; returns its `ce_id`."""
-    meta = cloudevents.meta_for(event, correlation_id=current_correlation_id(), traceparent=traceparent)
+async def enqueue(conn: asyncpg.Connection, event: Event) -> str:
+    """Add `event` to the outbox in the caller's open transaction; returns its `ce_id`.
+
+    The event carries the correlation id and trace context of the request or event causing it.
+    """
+    meta = cloudevents.meta_for(event, correlation_id=current_correlation_id(), traceparent=current_traceparent())
     headers = [[k, v.decode()] for k, v in cloudevents.encode_headers(meta)]
     await conn.execute(
         """INSERT INTO outbox (event_id, topic, event_key, event_type, headers, payload)

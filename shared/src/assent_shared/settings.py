@@ -39,6 +39,10 @@ class ServiceSettings(BaseSettings):
     outbox_keep_published_seconds: float = Field(default=24 * 3600, ge=0)
     db_pool_max: int = 10
     log_level: str = "INFO"
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "ASSENT_OTLP_ENDPOINT"),
+        description="Where spans go (OTLP over HTTP); none are exported without it.",
+    )
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
 

@@ -10,6 +10,7 @@ import aiosmtplib
 import httpx
 
 from assent_mailer.settings import MailerSettings
+from assent_shared.tracing import current_traceparent
 
 
 class DeliveryFailed(Exception):
@@ -32,6 +33,9 @@ class Webhooks:
     async def post(self, url: str, secret: str, payload: dict) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"content-type": "application/json", "Assent-Signature": sign(secret, body, int(time.time()))}
+        traceparent = current_traceparent()
+        if traceparent:
+            headers["traceparent"] = traceparent
         try:
             response = await self._client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:

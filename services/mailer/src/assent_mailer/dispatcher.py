@@ -12,13 +12,16 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
+from opentelemetry import trace
 
 from assent_mailer import domain, messages, storage
 from assent_mailer.channels import DeliveryFailed, HardBounce, Smtp, Webhooks
 from assent_mailer.handlers import MailerHandlers
+from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
 from assent_shared.events import EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent
+from assent_shared.tracing import context_of, current_traceparent
 
 log = structlog.get_logger(__name__)
 Send = Callable[[], Awaitable[None]]
@@ -26,7 +29,9 @@ Send = Callable[[], Awaitable[None]]
 
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, handlers: MailerHandlers, smtp: Smtp,
-                 webhooks: Webhooks) -> None:
+                 webhooks: Webhooks, tracer: trace.Tracer, metrics: MailerMetrics) -> None:
+        self._tracer = tracer
+        self._metrics = metrics
         self._pool = pool
         self._settings = settings
         self._handlers = handlers
@@ -52,7 +57,7 @@ class Dispatcher:
             rows = await storage.claim_due(conn, self._settings.dispatch_batch)
             # One connection runs one query at a time: prepare in turn, then send side by side.
             prepared = [await self._prepare(conn, row) for row in rows]
-            outcomes = await asyncio.gather(*(_attempt(send) for send in prepared))
+            outcomes = await asyncio.gather(*(self._attempt(send, row) for send, row in zip(prepared, rows, strict=True)))
             for row, outcome in zip(rows, outcomes, strict=True):
                 await self._record(conn, row, outcome)
         return len(rows)
@@ -79,6 +84,9 @@ class Dispatcher:
         else:
             message = messages.welcome(s.mail_from, email, row["delivery_id"])
         async def send() -> None:
+            traceparent = current_traceparent()
+            if traceparent:
+                message["Traceparent"] = traceparent
             try:
                 await self._smtp.send(message)
             except HardBounce:
@@ -106,6 +114,20 @@ class Dispatcher:
                 return None
             payload["email"] = email
         return lambda: self._webhooks.post(target["endpoint_url"], target["signing_secret"], payload)
+
+    async def _attempt(self, send: Send | None, row: asyncpg.Record) -> str | Exception:
+        if send is None:
+            return "cancelled"
+        with self._tracer.start_as_current_span(f"deliver {row['kind']}", context=context_of(row["traceparent"]),
+                                                kind=trace.SpanKind.CLIENT,
+                                                attributes={"assent.delivery_id": str(row["delivery_id"])}):
+            try:
+                await send()
+            except (DeliveryFailed, Bounced) as exc:
+                self._metrics.failures.labels(channel=row["channel"]).inc()
+                return exc
+        self._metrics.sent.labels(channel=row["channel"], kind=row["kind"]).inc()
+        return "sent"
 
     async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: str | Exception) -> None:
         if isinstance(outcome, Bounced):
@@ -141,14 +163,7 @@ class Bounced(Exception):
         self.email_hash = email_hash
 
 
-async def _attempt(send: Send | None) -> str | Exception:
-    if send is None:
-        return "cancelled"
-    try:
-        await send()
-    except (DeliveryFailed, Bounced) as exc:
-        return exc
-    return "sent"
+
 
 
 def _json(value: object) -> dict:

@@ -7,6 +7,7 @@ from assent_mailer import api, subscribers
 from assent_mailer.channels import Smtp, Webhooks
 from assent_mailer.dispatcher import Dispatcher
 from assent_mailer.handlers import MailerHandlers
+from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
 from assent_shared import topics
 from assent_shared.bootstrap import Runtime, ServiceDefinition, create_app as create_service_app
@@ -20,8 +21,11 @@ def create_app(settings: MailerSettings | None = None) -> FastAPI:
         service = MailerHandlers(runtime.pool, settings)
         subscribers.register(runtime, service)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-        dispatcher = Dispatcher(runtime.pool, settings, service, Smtp(settings), Webhooks(client))
+        metrics = MailerMetrics(runtime.metrics.registry)
+        dispatcher = Dispatcher(runtime.pool, settings, service, Smtp(settings), Webhooks(client), runtime.tracer,
+                                metrics)
         runtime.spawn(dispatcher.run(), "dispatcher")
+        runtime.spawn(metrics.observe(runtime.pool), "mailer-metrics")
         runtime.on_stop(client.aclose)
         return service
 

@@ -8,21 +8,29 @@ from email.utils import make_msgid
 from uuid import UUID
 
 
+_MAC_BYTES = 16
+
+
 class BadToken(ValueError):
     pass
 
 
 def unsubscribe_token(secret: str, subject_id: UUID, purpose: str) -> str:
     payload = f"{subject_id}:{purpose}".encode()
-    mac = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:16]
+    mac = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
     return base64.urlsafe_b64encode(payload + b"." + mac).rstrip(b"=").decode()
 
 
 def read_unsubscribe_token(secret: str, token: str) -> tuple[UUID, str]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload, mac = raw.rsplit(b".", 1)
-        expected = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:16]
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
+            raise BadToken("not canonical")  # one token per subject, not several spellings of it
+        # The MAC has a fixed length and may itself contain a dot: split by position, not by dot.
+        payload, separator, mac = raw[:-_MAC_BYTES - 1], raw[-_MAC_BYTES - 1:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        if separator != b".":
+            raise BadToken("malformed")
+        expected = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
         if not hmac.compare_digest(mac, expected):
             raise BadToken("signature")
         subject, purpose = payload.decode().split(":", 1)

@@ -7,9 +7,10 @@ from uuid import UUID
 import asyncpg
 
 from assent_mailer.domain import ConsentView, ProcessorDelivery
+from assent_shared.tracing import current_traceparent
 
 _DELIVERY = ("delivery_id, subject_id, kind, channel, recipient, purpose, consent_event_id, status, attempts, "
-             "content, created_at, sent_at")
+             "content, created_at, sent_at, traceparent")
 
 
 async def lock_subject(conn: asyncpg.Connection, subject_id: UUID) -> None:
@@ -103,10 +104,10 @@ async def insert_delivery(conn: asyncpg.Connection, *, delivery_id: UUID, dedupe
                           consent_event_id: str | None = None, content: dict | None = None) -> bool:
     status = await conn.execute(
         """INSERT INTO deliveries (delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose,
-                                   consent_event_id, content)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) ON CONFLICT (dedupe_key) DO NOTHING""",
+                                   consent_event_id, content, traceparent)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) ON CONFLICT (dedupe_key) DO NOTHING""",
         delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose, consent_event_id,
-        json.dumps(content) if content is not None else None,
+        json.dumps(content) if content is not None else None, current_traceparent(),
     )
     return status.endswith(" 1")
 
@@ -207,3 +208,11 @@ async def suppress(conn: asyncpg.Connection, email_hash: bytes, reason: str) -> 
 async def withdraw_all(conn: asyncpg.Connection, subject_id: UUID) -> None:
     """Keep each key's seq, so a late grant older than the erasure still changes nothing."""
     await conn.execute("UPDATE consent_view SET granted = false WHERE subject_id = $1", subject_id)
+
+
+async def waiting_deliveries(conn: asyncpg.Connection) -> tuple[dict[str, int], float]:
+    rows = await conn.fetch("SELECT channel, count(*) AS n FROM deliveries WHERE status = 'pending' GROUP BY channel")
+    oldest = await conn.fetchval(
+        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM deliveries WHERE status = 'pending'"
+    )
+    return {r["channel"]: r["n"] for r in rows}, float(oldest)
