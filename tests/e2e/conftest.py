@@ -89,6 +89,7 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_ARGON2_MEMORY_KIB": "8192",
         "ASSENT_RETRY_BASE_SECONDS": "0.1",
         "ASSENT_RETRY_MAX_SECONDS": "0.5",
+        "ASSENT_LAG_POLL_SECONDS": "2",
         "ASSENT_LOG_LEVEL": os.environ.get("ASSENT_E2E_LOG_LEVEL", "INFO"),
         # RFC 8058 wants an HTTPS link; the tests follow it over plain HTTP on loopback.
         "ASSENT_PUBLIC_URL": system.urls["mailer"].replace("http://", "https://"),

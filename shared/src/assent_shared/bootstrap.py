@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from assent_shared import kafka, tracing
 from assent_shared.auth import TokenVerifier
 from assent_shared.inbox import Inbox
+from assent_shared.lag import LagMonitor
 from assent_shared.logs import bind_correlation_id, configure_logging, new_correlation_id
 from assent_shared.metrics import Metrics
 from assent_shared.migrate import SHARED, MigrationSet, apply_migrations
@@ -92,6 +93,9 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
         app.state.runtime = runtime
         app.state.service = await definition.wire(runtime)
         await broker.start()
+        lag = LagMonitor(settings.kafka_bootstrap_servers, settings.group_id, metrics.registry,
+                         settings.lag_poll_seconds)
+        runtime.spawn(lag.run(), "consumer-lag")
         relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds,
                             settings.outbox_keep_published_seconds)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay") if settings.relay_enabled else None

@@ -39,6 +39,7 @@ class ServiceSettings(BaseSettings):
     outbox_keep_published_seconds: float = Field(default=24 * 3600, ge=0)
     db_pool_max: int = 10
     log_level: str = "INFO"
+    lag_poll_seconds: float = Field(default=15.0, gt=0, description="How often consumer lag is measured.")
     otlp_endpoint: str | None = Field(
         default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "ASSENT_OTLP_ENDPOINT"),
         description="Where spans go (OTLP over HTTP); none are exported without it.",

@@ -1,0 +1,91 @@
+"""What an operator relies on: traces across Kafka, graceful SIGTERM, metrics."""
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+
+from assent_shared.testing.helpers import eventually, unique
+from assent_shared.testing.topics import read_topic
+
+
+def _log_lines(system, service):
+    path = system.logs / f"{service}.log"
+    lines = []
+    for raw in path.read_text(errors="replace").splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            continue
+    return lines
+
+
+async def test_a_requests_trace_id_reaches_the_event_headers_and_the_consumers_logs(system):
+    trace_id = os.urandom(16).hex()
+    traceparent = f"00-{trace_id}-{os.urandom(8).hex()}-01"
+    async with system.client("identity") as identity:
+        created = await identity.post("/v1/users", headers={"traceparent": traceparent},
+                                      json={"email": f"{unique('t')}@example.com", "password": "correct horse battery"})
+    user_id = created.json()["id"]
+
+    async def event_header():
+        records = await read_topic(system.kafka, system.topic("identity.users.v1"))
+        return [m.traceparent for m, _ in records if m.subject == user_id]
+
+    [carried] = await eventually(event_header)
+    assert carried.split("-")[1] == trace_id
+
+    def consumer_logged():
+        return [line for line in _log_lines(system, "consent")
+                if line.get("trace_id") == trace_id and line.get("message") == "event applied"]
+
+    await eventually(consumer_logged)
+    # The consent service's own event continues the same trace into the mailer.
+    await eventually(lambda: [line for line in _log_lines(system, "mailer")
+                              if line.get("trace_id") == trace_id and line.get("event_type") == "ConsentGranted"])
+
+
+async def test_sigterm_on_a_busy_consumer_loses_and_duplicates_nothing(system):
+    emails = [f"{unique('busy')}@example.com" for _ in range(30)]
+    ids = []
+    async with system.client("identity") as identity:
+        for i, email in enumerate(emails):
+            response = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})
+            ids.append(response.json()["id"])
+            if i == 10:
+                process = system.processes["consent"]
+                process.send_signal(signal.SIGTERM)  # while it works through the registrations
+                started = time.monotonic()
+    process.wait(timeout=30)
+    assert time.monotonic() - started < 30
+    # uvicorn re-raises the signal once it has shut down gracefully, so the exit status says SIGTERM.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert _log_lines(system, "consent")[-1]["message"] == "service stopped"
+    system.processes.pop("consent")
+    system.start("consent")
+
+    async with system.client("consent") as consent:
+        for user_id in ids:
+            async def granted(u=user_id):
+                response = await consent.get(f"/v1/subjects/{u}/consents", headers=system.admin)
+                return response.json()
+
+            [state] = await eventually(granted, timeout=30)
+            assert (state["purpose"], state["seq"]) == ("newsletter", 1)
+    events = await read_topic(system.kafka, system.topic("consent.consents.v1"))
+    counts = Counter(m.subject for m, _ in events if m.subject in ids)
+    assert counts == {i: 1 for i in ids}
+
+
+async def test_metrics_show_consumer_lag_outbox_and_mailer_figures(system):
+    async with system.client("mailer") as mailer:
+        async def lag_reported():
+            text = (await mailer.get("/metrics")).text
+            return "kafka_consumer_lag{" in text and text
+
+        text = await eventually(lag_reported, timeout=40)
+        for name in ("outbox_backlog", "outbox_oldest_age_seconds", "inbox_duplicates_dropped_total",
+                     "dead_letters_total", "mailer_deliveries_waiting", "mailer_delivery_failures_total",
+                     "http_request_duration_seconds_bucket"):
+            assert name in text, name
