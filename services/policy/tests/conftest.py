@@ -2,22 +2,15 @@
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
-import jwt
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
 from assent_policy.main import create_app
 from assent_policy.settings import PolicySettings
@@ -25,47 +18,15 @@ from assent_shared.cloudevents import EventMeta, encode_headers, meta_for
 from assent_shared.events import Event
 from assent_shared.testing.apps import base_settings, serve
 from assent_shared.testing.helpers import unique
+from assent_shared.testing.issuer import LocalIssuer
 from assent_shared.testing.topics import read_topic
-
-
-@dataclass
-class Issuer:
-    """Signs access tokens the way identity does; its public key is served at `jwks_url`."""
-
-    jwks_url: str
-    key: Ed25519PrivateKey
-    kid: str
-
-    def token(self, user_id: UUID) -> str:
-        now = int(time.time())
-        claims = {"sub": str(user_id), "iss": "assent-identity", "aud": "assent", "iat": now, "exp": now + 300}
-        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
-
-    def auth(self, user_id: UUID) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(user_id)}"}
 
 
 @pytest.fixture(scope="session")
 def issuer():
-    key, kid = Ed25519PrivateKey.generate(), uuid4().hex
-    jwk = OKPAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": kid, "alg": "EdDSA", "use": "sig"}
-    body = json.dumps({"keys": [jwk]}).encode()
-
-    class JWKS(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), JWKS)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Issuer(f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", key, kid)
-    server.shutdown()
+    issuer = LocalIssuer()
+    yield issuer
+    issuer.close()
 
 
 @dataclass

@@ -41,6 +41,10 @@ class LocalIssuer:
                   "exp": now + ttl}
         return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})
 
+    def auth(self, user_id: UUID) -> dict[str, str]:
+        """Headers of a request signed in as `user_id`."""
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
