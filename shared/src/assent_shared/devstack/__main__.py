@@ -53,6 +53,10 @@ def main() -> int:
     stopping = False
 
     def on_signal(*_: object) -> None:
+        # Ctrl-C reaches us twice (from the terminal and forwarded by `uv run`): a second one
+        # must not cut the shutdown short and leave servers running.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     # Set both: a shell that starts us in the background leaves SIGINT ignored.

@@ -92,27 +92,39 @@ def start_kafka(state: Path, port: int, controller_port: int, *, cache: Path, fa
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), "-g"],
             check=True, stdout=subprocess.DEVNULL,
         )
+    log_offset = log_file.stat().st_size if log_file.exists() else 0
     process = subprocess.Popen(
         [java, "-Xms256m", "-Xmx768m", "-XX:+UseSerialGC", f"-Dlog4j2.configurationFile={state / 'log4j2.yaml'}",
          "-cp", classpath, "kafka.Kafka", str(props)],
         stdout=(state / "kafka.out").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     server = KafkaServer(process, f"127.0.0.1:{port}", log_file)
-    _wait_ready(server, timeout)
+    try:
+        _wait_ready(server, log_offset, timeout)
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 
-def _wait_ready(server: KafkaServer, timeout: float) -> None:
+def _wait_ready(server: KafkaServer, log_offset: int, timeout: float) -> None:
+    """Ready once this run's log says so and the port takes connections (the log is kept across runs)."""
     deadline = time.monotonic() + timeout
+    host, port = server.bootstrap.split(":")
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"Kafka exited with {server.process.returncode}; see {server.log_file}")
-        if server.log_file.exists() and "Kafka Server started" in server.log_file.read_text(errors="replace"):
-            host, port = server.bootstrap.split(":")
-            with socket.create_connection((host, int(port)), timeout=2):
-                return
+        if server.log_file.exists():
+            with server.log_file.open("rb") as log:
+                log.seek(log_offset)
+                started = b"Kafka Server started" in log.read()
+            if started:
+                try:
+                    with socket.create_connection((host, int(port)), timeout=2):
+                        return
+                except OSError:
+                    pass
         time.sleep(0.25)
-    server.stop()
     raise RuntimeError(f"Kafka did not start within {timeout:.0f}s; see {server.log_file}")
 
 
