@@ -1,6 +1,6 @@
 """Settings common to every service, read from the environment."""
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,9 @@ class ServiceSettings(BaseSettings):
     """Each service subclasses this with its own fields and a default `service_name`."""
 
     model_config = SettingsConfigDict(env_prefix="ASSENT_", extra="ignore", populate_by_name=True)
+
+    # Fields whose defaults only suit a laptop: production must set each of them.
+    set_in_production: ClassVar[tuple[str, ...]] = ()
 
     service_name: str
     environment: Environment = Field(default="production", validation_alias=AliasChoices("ASSENT_ENV"))
@@ -56,6 +59,9 @@ class ServiceSettings(BaseSettings):
                 )
             if "@127.0.0.1:5432/assent" in self.database_url and "://assent@" in self.database_url:
                 raise UnsafeSettings("DATABASE_URL must be set in production")
+            for name in self.set_in_production:
+                if getattr(self, name) == type(self).model_fields[name].default:
+                    raise UnsafeSettings(f"ASSENT_{name.upper()} must be set in production")
         return self
 
     @property

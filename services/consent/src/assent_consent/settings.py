@@ -11,6 +11,7 @@ DEFAULT_PURPOSES = {
 
 
 class ConsentSettings(ServiceSettings):
+    set_in_production = ("signing_secret",)
     service_name: str = "consent"
     purposes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PURPOSES),
                                      description="Purpose id -> description (JSON in ASSENT_PURPOSES).")

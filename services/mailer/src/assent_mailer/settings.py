@@ -4,6 +4,7 @@ from assent_shared.settings import ServiceSettings
 
 
 class MailerSettings(ServiceSettings):
+    set_in_production = ("signing_secret",)
     service_name: str = "mailer"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525

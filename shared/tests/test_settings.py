@@ -1,0 +1,46 @@
+"""Settings refuse what only suits a laptop when the environment is production."""
+
+import pytest
+from pydantic import ValidationError
+
+from assent_consent.settings import ConsentSettings
+from assent_mailer.settings import MailerSettings
+from assent_shared.settings import ServiceSettings
+
+STRONG = "s" * 40
+DB = "postgresql://svc:pw@db.internal:5432/svc"
+
+
+class Plain(ServiceSettings):
+    service_name: str = "plain"
+
+
+def test_production_needs_a_strong_admin_token_and_a_database(monkeypatch):
+    monkeypatch.delenv("ASSENT_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
+        Plain(environment="production", database_url=DB)
+    with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
+        Plain(environment="production", database_url=DB, admin_token="short")
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Plain(environment="production", admin_token=STRONG)
+    assert Plain(environment="production", database_url=DB, admin_token=STRONG).admin_token == STRONG
+    assert Plain(environment="development").admin_token is None
+
+
+@pytest.mark.parametrize("settings_class", [ConsentSettings, MailerSettings])
+def test_production_refuses_the_development_signing_secret(settings_class):
+    with pytest.raises(ValidationError, match="SIGNING_SECRET"):
+        settings_class(environment="production", database_url=DB, admin_token=STRONG)
+    chosen = settings_class(environment="production", database_url=DB, admin_token=STRONG, signing_secret="x" * 32)
+    assert chosen.signing_secret == "x" * 32
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka.internal:9092")
+    monkeypatch.setenv("ASSENT_TOPIC_PREFIX", "staging.")
+    monkeypatch.setenv("ASSENT_ENV", "development")
+    settings = Plain()
+    assert settings.kafka_bootstrap_servers == "kafka.internal:9092"
+    assert settings.topic("identity.users.v1") == "staging.identity.users.v1"
+    assert settings.group_id == "assent-plain"
