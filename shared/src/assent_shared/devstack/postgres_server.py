@@ -4,6 +4,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,15 @@ def _run_as() -> str | None:
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True)
     return _SYSTEM_USER
+
+
+def _let_through(folder: Path) -> None:
+    """Let the server's own user reach its data: a checkout under a private folder (mktemp -d)
+    would otherwise hide it. Only the search bit is added, never read or write."""
+    for parent in (folder, *folder.parents):
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
 
 
 @dataclass
@@ -61,6 +71,7 @@ def start_postgres(state: Path, port: int, *, durable: bool = True) -> PostgresS
     data = state / "data"
     if user is not None:
         shutil.chown(state, user)
+        _let_through(state.resolve().parent)
     if not (data / "PG_VERSION").exists():
         subprocess.run(
             [_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale"],
