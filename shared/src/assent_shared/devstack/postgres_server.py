@@ -72,6 +72,7 @@ def start_postgres(state: Path, port: int, *, durable: bool = True) -> PostgresS
     if user is not None:
         shutil.chown(state, user)
         _let_through(state.resolve().parent)
+        _let_through(Path(_bin("initdb")).parent)
     if not (data / "PG_VERSION").exists():
         subprocess.run(
             [_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale"],
