@@ -23,6 +23,14 @@ def _bin(name: str) -> str:
     return str(Path(spec.origin).parent / "pginstall" / "bin" / name)
 
 
+def _identity(user: str | None) -> dict:
+    """subprocess arguments that run as `user` with its own group only: root's groups would
+    otherwise stay, and a folder closed to root's group would stay closed to the server."""
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 def _run_as() -> str | None:
     if os.geteuid() != 0:
         return None
@@ -57,7 +65,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         subprocess.run([_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
-                       user=self.user, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       **_identity(self.user), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def start_postgres(state: Path, port: int, *, durable: bool = True) -> PostgresServer:
@@ -76,7 +84,7 @@ def start_postgres(state: Path, port: int, *, durable: bool = True) -> PostgresS
     if not (data / "PG_VERSION").exists():
         subprocess.run(
             [_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale"],
-            user=user, check=True, stdout=subprocess.DEVNULL,
+            **_identity(user), check=True, stdout=subprocess.DEVNULL,
         )
     options = f"-h 127.0.0.1 -p {port} -k {data} -c max_connections=300"
     if not durable:
@@ -85,7 +93,7 @@ def start_postgres(state: Path, port: int, *, durable: bool = True) -> PostgresS
     server.stop()  # a server left running by a killed run holds the port; a clean restart is cheap
     subprocess.run(
         [_bin("pg_ctl"), "-D", str(data), "-l", str(state / "postgres.log"), "-o", options, "-w", "-t", "60", "start"],
-        user=user, check=True, stdout=subprocess.DEVNULL,
+        **_identity(user), check=True, stdout=subprocess.DEVNULL,
     )
     return server
 
