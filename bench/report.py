@@ -21,10 +21,23 @@ def versions(stack) -> dict:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    jars = sorted((Path("var/cache/kafka-runtime/libs")).glob("kafka-server-*.jar"))
-    found["kafka"] = jars[-1].stem.removeprefix("kafka-server-") if jars else "unknown (external broker)"
+    jars = sorted((Path(__file__).resolve().parents[1] / "var/cache/kafka-runtime/libs").glob("kafka_2.13-*.jar"))
+    found["kafka"] = jars[-1].stem.removeprefix("kafka_2.13-") if jars else "unknown (external broker)"
+    found["git"] = _git()
     found["postgresql"] = asyncio.run(_postgres_version(stack.postgres))
     return found
+
+
+def _git() -> dict:
+    import subprocess
+
+    def run(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        return done.stdout.strip()
+
+    changed = [line[3:] for line in run("status", "--porcelain").splitlines()
+               if line[3:].startswith(("shared/", "services/"))]
+    return {"commit": run("rev-parse", "HEAD"), "uncommitted_in_shared_or_services": changed}
 
 
 async def _postgres_version(url: str) -> str:
@@ -51,6 +64,7 @@ def figures(r: dict) -> list[tuple[str, float, str, str, float | None]]:
                                c["kafka_produce_msgs_per_s"], c["argon2_hashes_per_s"])
     t, f, a, rep = r["telemetry"], r["flows"], r["api"], r["replicas"]
     reg, con = f["registration_to_mail"], f["consent_to_delivery"]
+    capped = {k: " >=" if v["search_capped"] else "" for k, v in (("reg", reg), ("con", con))}
     rows = [
         ("kafka produce (200 B, 3 partitions)", kafka, "msg/s", "", None),
         ("kafka consume", c["kafka_consume_msgs_per_s"], "msg/s", "", None),
@@ -70,15 +84,16 @@ def figures(r: dict) -> list[tuple[str, float, str, str, float | None]]:
         ("single hit accept->rollup p99", t["single"]["accept_to_rollup"]["p99_s"], "s", "", None),
         ("batch hit accept->rollup p50", t["batch_100"]["accept_to_rollup"]["p50_s"], "s", "", None),
         ("batch hit accept->rollup p99", t["batch_100"]["accept_to_rollup"]["p99_s"], "s", "", None),
-        (f"registration->mail p50 @{reg['fixed_rate']['offered_per_s']:g}/s", reg["fixed_rate"]["p50_s"], "s", "", None),
+        (f"registration->mail p50 @{reg['fixed_rate']['offered_per_s']:g}/s", reg["fixed_rate"]["p50_s"], "s",
+         "", None),
         ("registration->mail p99", reg["fixed_rate"]["p99_s"], "s", "", None),
         ("registration->mail max", reg["fixed_rate"]["max_s"], "s", "", None),
-        (f"registration->mail sustained ({reg['hold_seconds']:g}s)", reg["sustained_max_per_s"], "reg/s",
-         "registrations/s", a["registrations"]["per_s"]),
+        (f"registration->mail sustained{capped['reg']} ({reg['hold_seconds']:g}s)", reg["sustained_max_per_s"],
+         "reg/s", "registrations/s", a["registrations"]["per_s"]),
         (f"consent->delivery p50 @{con['fixed_rate']['offered_per_s']:g}/s", con["fixed_rate"]["p50_s"], "s", "", None),
         ("consent->delivery p99", con["fixed_rate"]["p99_s"], "s", "", None),
-        (f"consent->delivery sustained ({con['hold_seconds']:g}s)", con["sustained_max_per_s"], "change/s",
-         "consent writes/s", a["consent_writes"]["per_s"]),
+        (f"consent->delivery sustained{capped['con']} ({con['hold_seconds']:g}s)", con["sustained_max_per_s"],
+         "change/s", "consent writes/s", a["consent_writes"]["per_s"]),
         ("consent API writes", a["consent_writes"]["per_s"], "write/s", "postgres insert tx/s", pg),
         ("identity registrations", a["registrations"]["per_s"], "reg/s", "argon2id hash/s", argon),
         ("identity logins", a["logins"]["per_s"], "login/s", "argon2id hash/s", argon),

@@ -42,10 +42,15 @@ async def run(bench: Bench, argon2: dict[str, int]) -> dict:
     smtp = await _child("smtp", str(stack.sink.port), "40" if plan.name == "smoke" else "400", "20")
     print("ceilings: empty FastAPI endpoint...", flush=True)
     result = await _empty(bench, EMPTY)
-    observed = await _empty(bench, OBSERVED)
+    try:
+        observed = await _empty(bench, OBSERVED)
+    except RuntimeError as exc:  # it leans on a private function of shared/; a change there must not stop the run
+        print(f"  the middleware ceiling failed: {exc}", flush=True)
+        observed = {**result, "ok": 0, "weight": 0}
     return {
         "empty_fastapi_with_service_middleware_req_per_s": rate(observed, weight=False),
-        "kafka_produce_msgs_per_s": kafka["produce_msgs_per_s"], "kafka_consume_msgs_per_s": kafka["consume_msgs_per_s"],
+        "kafka_produce_msgs_per_s": kafka["produce_msgs_per_s"],
+        "kafka_consume_msgs_per_s": kafka["consume_msgs_per_s"],
         "kafka_consume_commit_each_msgs_per_s": kafka["consume_commit_each_msgs_per_s"],
         "kafka_consume_commit_per_batch_msgs_per_s": kafka["consume_commit_per_batch_msgs_per_s"],
         "kafka_detail": kafka, "postgres_insert_tx_per_s": postgres["insert_tx_per_s"], "postgres_detail": postgres,

@@ -19,16 +19,16 @@ from assent_shared import kafka, tracing
 from assent_shared.auth import TokenVerifier
 from assent_shared.inbox import Inbox
 from assent_shared.lag import LagMonitor
-from assent_shared.logs import bind_correlation_id, configure_logging, new_correlation_id
+from assent_shared.logs import configure_logging
 from assent_shared.metrics import Metrics
 from assent_shared.migrate import SHARED, MigrationSet, apply_migrations
+from assent_shared.observability import Observe
 from assent_shared.outbox import OutboxRelay
 from assent_shared.problems import install_problem_handlers, problem_response
 from assent_shared.settings import ServiceSettings
 from assent_shared.topics import TopicSpec, dead_letter_topic
 
 log = structlog.get_logger(__name__)
-_CORRELATION_HEADER = "x-correlation-id"
 
 
 @dataclass
@@ -125,33 +125,11 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
     app.state.tracer_provider = tracing.make_provider(settings.service_name, settings.otlp_endpoint)
     app.state.tracer = app.state.tracer_provider.get_tracer("assent")
     install_problem_handlers(app)
-    _install_observability(app)
+    app.add_middleware(Observe)
     app.include_router(_health_router())
     for router in definition.routers:
         app.include_router(router)
     return app
-
-
-def _install_observability(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        incoming = request.headers.get(_CORRELATION_HEADER, "")
-        correlation_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else new_correlation_id()
-        bind_correlation_id(correlation_id)
-        started = time.perf_counter()
-        tracer: trace.Tracer = request.app.state.tracer
-        with tracer.start_as_current_span(f"{request.method} {request.url.path}", kind=trace.SpanKind.SERVER,
-                                          context=tracing.extract(request.headers)) as span:
-            response = await call_next(request)
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            span.update_name(f"{request.method} {template}")
-            span.set_attribute("http.response.status_code", response.status_code)
-        metrics: Metrics = request.app.state.metrics
-        metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
-        metrics.http_latency.labels(request.method, template).observe(time.perf_counter() - started)
-        response.headers[_CORRELATION_HEADER] = correlation_id
-        return response
 
 
 def _health_router() -> APIRouter:

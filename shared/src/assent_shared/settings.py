@@ -47,6 +47,7 @@ class ServiceSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "ASSENT_OTLP_ENDPOINT"),
         description="Where spans go (OTLP over HTTP); none are exported without it.",
     )
+    consumer_batch: int = Field(default=100, ge=1, le=10_000, description="Records per consumer batch and commit.")
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
 
