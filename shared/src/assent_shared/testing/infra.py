@@ -32,12 +32,10 @@ def start_infra(stack: ExitStack, state: Path, cache: Path) -> Infra:
     if kafka and postgres:
         return Infra(kafka, postgres, "environment")
     if _docker_available():
-        from testcontainers.kafka import KafkaContainer
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         if not kafka:
-            container = stack.enter_context(KafkaContainer("apache/kafka:4.1.1").with_kraft())
-            kafka = container.get_bootstrap_server()
+            kafka = _kafka_container(stack)
         if not postgres:
             pg = stack.enter_context(PostgresContainer("postgres:17-alpine", driver=None))
             postgres = pg.get_connection_url()
@@ -55,3 +53,34 @@ def start_infra(stack: ExitStack, state: Path, cache: Path) -> Infra:
         stack.callback(pg_server.stop)
         postgres = pg_server.admin_url
     return Infra(kafka, postgres, "local processes")
+
+
+def _kafka_container(stack: ExitStack) -> str:
+    """Apache Kafka's own image in KRaft mode. testcontainers' KafkaContainer drives Confluent's
+    image only, so the broker is configured here; its advertised address is a fixed host port."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    port = free_port()
+    settings = {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+    }
+    container = DockerContainer("apache/kafka:4.1.1").with_bind_ports(9092, port)
+    for key, value in settings.items():
+        container = container.with_env(key, value)
+    stack.enter_context(container)
+    wait_for_logs(container, "Kafka Server started", timeout=120)
+    return f"127.0.0.1:{port}"
