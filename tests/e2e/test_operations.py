@@ -89,3 +89,19 @@ async def test_metrics_show_consumer_lag_outbox_and_mailer_figures(system):
                      "dead_letters_total", "mailer_deliveries_waiting", "mailer_delivery_failures_total",
                      "http_request_duration_seconds_bucket"):
             assert name in text, name
+
+
+async def test_no_password_token_or_email_in_any_services_logs(system):
+    email, password = f"{unique('secret')}@example.com", "a very private passphrase"
+    user_id, headers = await system.register(email, password)
+    token = headers["Authorization"].split()[1]
+    async with system.client("identity") as identity:
+        await identity.post("/v1/sessions", json={"email": email, "password": "wrong " + password})
+        await identity.put("/v1/users/me/email", headers=headers, json={"email": "not-an-email", "password": password})
+    await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email])
+    await eventually(lambda: [line for line in _log_lines(system, "consent") if line.get("message") == "event applied"])
+    for service in system.urls:
+        text = (system.logs / f"{service}.log").read_text(errors="replace")
+        for secret in (email, password, token):
+            assert secret not in text, f"{service} logged a secret"
+    assert user_id  # ids are pseudonymous and may appear in logs
