@@ -7,7 +7,6 @@ bench/asgi_observe.py); + the services' middleware now (plain ASGI, assent_share
 """
 
 import argparse
-import asyncio
 import json
 import statistics
 import subprocess

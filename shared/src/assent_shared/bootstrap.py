@@ -1,7 +1,6 @@
 """The composition root every service shares: one lifespan wires database, Kafka, outbox and HTTP."""
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
