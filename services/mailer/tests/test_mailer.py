@@ -123,8 +123,20 @@ async def test_failing_processor_gets_exactly_one_successful_delivery(mailer, in
         [delivery] = [d for d in (await mailer.get(f"/v1/subjects/{user}/deliveries", headers=mailer.admin)).json()
                       if d["kind"] == "subject.shared"]
         assert delivery["status"] == "sent" and delivery["attempts"] == 4
+
+        async def outcomes():
+            records = await read_topic(infra.kafka_bootstrap, mailer.prefix + "mailer.deliveries.v1")
+            return [m.type for m, r in records if m.subject == str(user) and delivery["delivery_id"].encode() in r.value]
+
+        published = await eventually(lambda: _with(outcomes, "ProcessorDelivered"))
+        assert published.count("DeliveryAttemptFailed") == 3 and published.count("ProcessorDelivered") == 1
     finally:
         flaky.close()
+
+
+async def _with(fetch, wanted):
+    found = await fetch()
+    return found if wanted in found else None
 
 
 async def test_newsletter_goes_only_to_granted_and_one_click_unsubscribe_stops_it(mailer, infra, sink):
@@ -197,3 +209,9 @@ async def test_hard_bounce_suppresses_the_address_for_good(mailer, infra, sink):
 
     [newsletter] = await eventually(settled)
     assert newsletter["status"] == "cancelled"
+
+    async def cancellation():
+        records = await read_topic(infra.kafka_bootstrap, mailer.prefix + "mailer.deliveries.v1")
+        return [m for m, r in records if m.type == "DeliveryCancelled" and newsletter["delivery_id"].encode() in r.value]
+
+    await eventually(cancellation)

@@ -208,6 +208,17 @@ class ProcessorRevocationSent(_DeliveryEvent):
     """A processor acknowledged `subject.revoked`."""
 
 
+class DeliveryAttemptFailed(_DeliveryEvent):
+    """An attempt failed (SMTP or processor error); the delivery will be retried."""
+
+    attempt: int = Field(ge=1, description="Which attempt failed.")
+    reason: str = Field(description="Kind of failure, e.g. `HTTP 503`; never personal data.")
+
+
+class DeliveryCancelled(_DeliveryEvent):
+    """A waiting delivery will not go out: its consent was revoked, or its subject erased."""
+
+
 class UnsubscribeRequested(Event):
     """A recipient used a one-click unsubscribe link; the consent service records the revocation."""
 
@@ -290,6 +301,8 @@ CATALOG: dict[str, type[Event]] = {
         EmailBounced,
         ProcessorDelivered,
         ProcessorRevocationSent,
+        DeliveryAttemptFailed,
+        DeliveryCancelled,
         UnsubscribeRequested,
         ProcessorRegistered,
         ErasureConfirmed,

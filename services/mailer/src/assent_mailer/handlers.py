@@ -11,9 +11,18 @@ from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, ErasureConfirmed, ProcessorRegistered, UnsubscribeRequested, UserEmailChanged, UserErased,
-    UserRegistered,
+    ConsentGranted, ConsentRevoked, DeliveryCancelled, ErasureConfirmed, ProcessorRegistered, UnsubscribeRequested,
+    UserEmailChanged, UserErased, UserRegistered,
 )
+
+
+async def announce_cancelled(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+    """Every delivery's outcome is published, a cancellation too."""
+    for row in rows:
+        await outbox.enqueue(conn, DeliveryCancelled(
+            subject_id=row["subject_id"], delivery_id=row["delivery_id"], kind=row["kind"],
+            consent_event_id=row["consent_event_id"], recipient=row["recipient"], occurred_at=datetime.now(UTC),
+        ))
 
 
 class MailerHandlers:
@@ -41,7 +50,7 @@ class MailerHandlers:
     async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
         await storage.lock_subject(conn, event.user_id)
         await storage.erase_contact(conn, event.user_id)
-        await storage.cancel_all_pending(conn, event.user_id)
+        await announce_cancelled(conn, await storage.cancel_all_pending(conn, event.user_id))
         # Withdrawing every consent lets the plan tell each processor that already has data to delete it.
         await storage.withdraw_all(conn, event.user_id)
         await self._replan(conn, event.user_id)
@@ -65,7 +74,7 @@ class MailerHandlers:
             await storage.processor_deliveries(conn, subject_id),
         )
         if decided.cancel:
-            await storage.cancel(conn, decided.cancel)
+            await announce_cancelled(conn, await storage.cancel(conn, decided.cancel))
         for new in decided.create:
             await storage.insert_delivery(
                 conn, delivery_id=uuid4(), dedupe_key=new.dedupe_key, subject_id=subject_id, kind=new.kind,
@@ -102,7 +111,7 @@ class MailerHandlers:
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.lock_subject(conn, subject_id)
             await storage.withdraw_locally(conn, subject_id, purpose)
-            await storage.cancel_pending_mail(conn, subject_id, purpose)
+            await announce_cancelled(conn, await storage.cancel_pending_mail(conn, subject_id, purpose))
             await outbox.enqueue(conn, UnsubscribeRequested(subject_id=subject_id, purpose=purpose,
                                                             requested_at=datetime.now(UTC)))
 

@@ -112,17 +112,21 @@ async def insert_delivery(conn: asyncpg.Connection, *, delivery_id: UUID, dedupe
     return status.endswith(" 1")
 
 
-async def cancel(conn: asyncpg.Connection, delivery_ids: list[UUID]) -> None:
-    await conn.execute(
-        "UPDATE deliveries SET status = 'cancelled' WHERE delivery_id = ANY($1::uuid[]) AND status = 'pending'",
+_CANCELLED = "RETURNING delivery_id, subject_id, kind, consent_event_id, recipient"
+
+
+async def cancel(conn: asyncpg.Connection, delivery_ids: list[UUID]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "UPDATE deliveries SET status = 'cancelled' WHERE delivery_id = ANY($1::uuid[]) AND status = 'pending' "
+        + _CANCELLED,
         delivery_ids,
     )
 
 
-async def cancel_all_pending(conn: asyncpg.Connection, subject_id: UUID) -> None:
-    await conn.execute(
+async def cancel_all_pending(conn: asyncpg.Connection, subject_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
         "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND status = 'pending' "
-        "AND kind <> 'subject.revoked'",
+        "AND kind <> 'subject.revoked' " + _CANCELLED,
         subject_id,
     )
 
@@ -187,10 +191,10 @@ async def erase_contact(conn: asyncpg.Connection, subject_id: UUID) -> None:
     )
 
 
-async def cancel_pending_mail(conn: asyncpg.Connection, subject_id: UUID, purpose: str) -> None:
-    await conn.execute(
+async def cancel_pending_mail(conn: asyncpg.Connection, subject_id: UUID, purpose: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
         "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND purpose = $2 "
-        "AND channel = 'email' AND status = 'pending'",
+        "AND channel = 'email' AND status = 'pending' " + _CANCELLED,
         subject_id, purpose,
     )
 
