@@ -573,8 +573,11 @@ def test_network_policies(build):
         peers = [s for s in sources if "namespaceSelector" not in s]
         if service == "identity":
             assert peers and all(p["podSelector"]["matchLabels"]["app.kubernetes.io/part-of"] == "assent" for p in peers)
+        elif service in EXPORTED_BY_IDENTITY:
+            # identity gathers a user's data from them for the export, and is their only caller.
+            assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in peers] == ["identity"]
         else:
-            assert not peers, f"{service}: only identity is called by the other services"
+            assert not peers, f"{service}: called by no other service"
 
         # Out: its database, identity's JWKS, and (the mailer alone) SMTP and HTTPS.
         [database] = _rules_to(policy, 5432)
@@ -583,7 +586,12 @@ def test_network_policies(build):
         assert jwks["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "identity"
         egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
         outside = [peer for rule in policy["spec"]["egress"] for peer in rule["to"] if "ipBlock" in peer]
-        if service == "mailer":
+        if service == "identity":
+            assert egress_ports == {5432, 8101} | {PORTS[name] for name in EXPORTED_BY_IDENTITY}
+            for name in EXPORTED_BY_IDENTITY:
+                [call] = _rules_to(policy, PORTS[name])
+                assert call["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == name
+        elif service == "mailer":
             assert egress_ports == {5432, 8101, 587, 25, 443}
             [https] = _rules_to(policy, 443)
             assert "10.0.0.0/8" in https["to"][0]["ipBlock"]["except"], "webhooks must not reach private addresses"
@@ -592,6 +600,9 @@ def test_network_policies(build):
             assert not outside, f"{service} must not reach outside the cluster"
         for rule in policy["spec"]["egress"]:
             assert rule.get("to") and rule.get("ports"), f"{service}: an egress rule open to any peer or port"
+
+
+EXPORTED_BY_IDENTITY = ("consent", "mailer", "policy")
 
 
 # ------------------------------------------------------------------ Kafka topics

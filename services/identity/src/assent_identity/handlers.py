@@ -48,6 +48,7 @@ class IdentityHandlers:
     def __init__(self, pool: asyncpg.Pool, settings: IdentitySettings) -> None:
         self._pool = pool
         self._settings = settings
+        self._vault = tokens.KeyVault(settings.signing_key_secret)
         self._hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
@@ -120,7 +121,7 @@ class IdentityHandlers:
             await storage.insert_session(conn, session_id, user_id, _hash_refresh(refresh), expires)
         else:
             await storage.rotate_refresh(conn, session_id, _hash_refresh(refresh))
-        key = await tokens.current_key(conn, timedelta(seconds=self._settings.key_rotation_seconds))
+        key = await tokens.current_key(conn, self._vault, timedelta(seconds=self._settings.key_rotation_seconds))
         access = tokens.issue_access_token(key, user_id, session_id, self._settings.jwt_issuer,
                                            self._settings.access_token_seconds)
         return IssuedSession(access, refresh, self._settings.access_token_seconds)
@@ -139,7 +140,7 @@ class IdentityHandlers:
 
     async def jwks(self) -> dict:
         async with self._pool.acquire() as conn:
-            await tokens.current_key(conn, timedelta(seconds=self._settings.key_rotation_seconds))
+            await tokens.current_key(conn, self._vault, timedelta(seconds=self._settings.key_rotation_seconds))
             # A retired key stays published while tokens it signed can still be unexpired.
             keys = await storage.published_keys(conn, self._settings.access_token_seconds + 60)
         return {"keys": keys}
@@ -147,7 +148,7 @@ class IdentityHandlers:
     async def rotate_keys(self) -> str:
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.lock_keys(conn)
-            return await tokens.rotate(conn)
+            return await tokens.rotate(conn, self._vault)
 
     async def _check_password(self, conn: asyncpg.Connection, user_id: UUID, password: str) -> None:
         stored = await storage.password_hash_of(conn, user_id)

@@ -4,7 +4,10 @@ from assent_shared.settings import ServiceSettings
 
 
 class IdentitySettings(ServiceSettings):
+    set_in_production = ("signing_key_secret",)
     service_name: str = "identity"
+    signing_key_secret: str = Field(default="development-only-signing-key-secret", min_length=16,
+                                    description="Seals the private signing keys stored in the database.")
     access_token_seconds: int = Field(default=900, ge=30)
     refresh_token_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     key_rotation_seconds: int = Field(default=7 * 24 * 3600, ge=60, description="Age at which a new signing key starts.")

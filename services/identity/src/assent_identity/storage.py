@@ -79,14 +79,15 @@ async def revoke_session(conn: asyncpg.Connection, session_id: UUID) -> None:
 
 async def active_signing_key(conn: asyncpg.Connection) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT kid, private_pem, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1"
+        "SELECT kid, private_key_sealed, created_at FROM signing_keys WHERE retired_at IS NULL "
+        "ORDER BY created_at DESC LIMIT 1"
     )
 
 
-async def insert_signing_key(conn: asyncpg.Connection, kid: str, private_pem: str, public_jwk: dict) -> None:
+async def insert_signing_key(conn: asyncpg.Connection, kid: str, sealed: str, public_jwk: dict) -> None:
     await conn.execute(
-        "INSERT INTO signing_keys (kid, private_pem, public_jwk) VALUES ($1, $2, $3::jsonb)",
-        kid, private_pem, json.dumps(public_jwk),
+        "INSERT INTO signing_keys (kid, private_key_sealed, public_jwk) VALUES ($1, $2, $3::jsonb)",
+        kid, sealed, json.dumps(public_jwk),
     )
 
 

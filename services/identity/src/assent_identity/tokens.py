@@ -1,5 +1,8 @@
 """Access tokens: EdDSA JWTs with the key id in the header; keys rotate and stay published while needed."""
 
+import base64
+import hashlib
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -7,7 +10,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
@@ -22,18 +26,41 @@ class SigningKey:
     created_at: datetime
 
 
-def new_key() -> tuple[str, str, dict]:
+class KeyVault:
+    """Seals private signing keys before they reach the database, so a copy of the database
+    (a backup, a replica, a leaked dump) cannot sign tokens without the configured secret."""
+
+    _CONTEXT = b"assent-identity-signing-key"
+
+    def __init__(self, secret: str) -> None:
+        self._aead = AESGCM(hashlib.sha256(self._CONTEXT + secret.encode()).digest())
+        self._opened: dict[str, Ed25519PrivateKey] = {}
+
+    def seal(self, kid: str, private: Ed25519PrivateKey) -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, private.private_bytes_raw(), kid.encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def open(self, kid: str, sealed: str) -> Ed25519PrivateKey:
+        if kid not in self._opened:
+            raw = base64.b64decode(sealed)
+            try:
+                plain = self._aead.decrypt(raw[:12], raw[12:], kid.encode())
+            except InvalidTag as exc:
+                raise RuntimeError("signing key sealed under another ASSENT_SIGNING_KEY_SECRET") from exc
+            self._opened[kid] = Ed25519PrivateKey.from_private_bytes(plain)
+        return self._opened[kid]
+
+
+def new_key() -> tuple[str, Ed25519PrivateKey, dict]:
     private = Ed25519PrivateKey.generate()
     kid = uuid4().hex
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
     public_jwk = OKPAlgorithm.to_jwk(private.public_key(), as_dict=True)
     public_jwk.update({"kid": kid, "alg": "EdDSA", "use": "sig"})
-    return kid, pem, public_jwk
+    return kid, private, public_jwk
 
 
-async def current_key(conn: asyncpg.Connection, rotate_after: timedelta) -> SigningKey:
+async def current_key(conn: asyncpg.Connection, vault: KeyVault, rotate_after: timedelta) -> SigningKey:
     """The key that signs now, making (or rotating to) a new one under a lock so replicas agree."""
     row = await storage.active_signing_key(conn)
     if row is None or datetime.now(UTC) - row["created_at"] > rotate_after:
@@ -41,16 +68,14 @@ async def current_key(conn: asyncpg.Connection, rotate_after: timedelta) -> Sign
             await storage.lock_keys(conn)
             row = await storage.active_signing_key(conn)
             if row is None or datetime.now(UTC) - row["created_at"] > rotate_after:
-                await rotate(conn)
+                await rotate(conn, vault)
                 row = await storage.active_signing_key(conn)
-    private = serialization.load_pem_private_key(row["private_pem"].encode(), password=None)
-    assert isinstance(private, Ed25519PrivateKey)
-    return SigningKey(row["kid"], private, row["created_at"])
+    return SigningKey(row["kid"], vault.open(row["kid"], row["private_key_sealed"]), row["created_at"])
 
 
-async def rotate(conn: asyncpg.Connection) -> str:
-    kid, pem, jwk = new_key()
-    await storage.insert_signing_key(conn, kid, pem, jwk)
+async def rotate(conn: asyncpg.Connection, vault: KeyVault) -> str:
+    kid, private, jwk = new_key()
+    await storage.insert_signing_key(conn, kid, vault.seal(kid, private), jwk)
     await storage.retire_keys_except(conn, kid)
     return kid
 

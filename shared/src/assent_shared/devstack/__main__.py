@@ -86,6 +86,7 @@ def main() -> int:
             "ASSENT_SMTP_HOST": "127.0.0.1",
             "ASSENT_SMTP_PORT": str(args.smtp_port),
             "ASSENT_SIGNING_SECRET": _secret(state, "signing-secret"),
+            "ASSENT_SIGNING_KEY_SECRET": _secret(state, "signing-key-secret"),
             "ASSENT_JWKS_URL": f"http://127.0.0.1:{services.SERVICES[0].port}/.well-known/jwks.json",
         }
         for spec in services.SERVICES:
