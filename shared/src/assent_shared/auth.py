@@ -2,6 +2,7 @@
 
 import asyncio
 import hmac
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from fastapi import Request
 from assent_shared.problems import Problem
 
 AUDIENCE = "assent"
+_KEY_TTL = 300.0
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
@@ -43,10 +45,23 @@ class TokenVerifier:
     def __init__(self, jwks_url: str, issuer: str) -> None:
         self._client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
         self._issuer = issuer
+        self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
+
+    async def _key(self, token: str) -> jwt.PyJWK:
+        """A key seen in the last few minutes is used from memory; otherwise a (threaded) JWKS
+        lookup, so a key withdrawn from the JWKS stops working here within `_KEY_TTL`."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        cached = self._keys.get(kid) if isinstance(kid, str) else None
+        if cached is not None and time.monotonic() - cached[1] < _KEY_TTL:
+            return cached[0]
+        key = await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
+        if isinstance(kid, str):
+            self._keys[kid] = (key, time.monotonic())
+        return key
 
     async def verify(self, token: str) -> dict:
         try:
-            key = await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
+            key = await self._key(token)
             return jwt.decode(
                 token, key.key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=self._issuer,
                 options={"require": ["exp", "sub", "iat"]},
