@@ -22,8 +22,9 @@ def create_app(settings: MailerSettings | None = None) -> FastAPI:
         subscribers.register(runtime, service)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         metrics = MailerMetrics(runtime.metrics.registry)
-        dispatcher = Dispatcher(runtime.pool, settings, service, Smtp(settings), Webhooks(client), runtime.tracer,
-                                metrics)
+        smtp = Smtp(settings)
+        runtime.on_stop(smtp.close)
+        dispatcher = Dispatcher(runtime.pool, settings, service, smtp, Webhooks(client), runtime.tracer, metrics)
         runtime.spawn(dispatcher.run(), "dispatcher")
         runtime.spawn(metrics.observe(runtime.pool), "mailer-metrics")
         runtime.on_stop(client.aclose)

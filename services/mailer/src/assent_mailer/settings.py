@@ -11,6 +11,7 @@ class MailerSettings(ServiceSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    smtp_connections: int = Field(default=8, ge=1, le=100, description="Kept-open connections to the relay.")
     mail_from: str = "Assent demo site <hello@assent.example>"
     public_url: str = Field(default="https://127.0.0.1:8103",
                             description="Public HTTPS base URL of the mailer, for one-click unsubscribe links.")
