@@ -8,7 +8,7 @@ import pytest
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
 from assent_shared.devstack.smtp_sink import SmtpSink
-from assent_shared.events import ConsentGranted, ConsentRevoked, UserRegistered
+from assent_shared.events import ConsentGranted, ConsentRevoked, PolicyUpdated, UserRegistered
 from assent_shared.testing.apps import base_settings, serve
 from assent_shared.testing.helpers import eventually, free_port, unique
 from assent_shared.testing.receiver import ProcessorReceiver
@@ -231,3 +231,39 @@ async def test_hard_bounce_suppresses_the_address_for_good(mailer, infra, sink):
         return [m for m, r in records if m.type == "DeliveryCancelled" and newsletter["delivery_id"].encode() in r.value]
 
     await eventually(cancellation)
+
+
+async def test_a_material_policy_change_is_told_to_newsletter_subscribers_only(mailer, infra, sink):
+    subscriber, other = uuid4(), uuid4()
+    sub_email, other_email = f"{unique('ps')}@example.com", f"{unique('po')}@example.com"
+    await register(infra, mailer, subscriber, sub_email)
+    await register(infra, mailer, other, other_email)
+    await consent(infra, mailer, subscriber, "newsletter", "first_party", True, 1)
+
+    async def subscribed():
+        rows = (await mailer.get(f"/v1/subjects/{subscriber}/deliveries", headers=mailer.admin)).json()
+        return rows and mail_to(sink, other_email)
+
+    await eventually(subscribed)
+    await eventually(lambda: _newsletter_audience_includes(mailer, subscriber))
+    policies = mailer.prefix + "policy.policies.v1"
+    now = datetime.now(UTC)
+    await publish(infra.kafka_bootstrap, policies, PolicyUpdated(
+        policy_id="privacy", version=7, title="Minor wording", summary="Typos fixed.", material=False,
+        effective_at=now, published_at=now))
+    await publish(infra.kafka_bootstrap, policies, PolicyUpdated(
+        policy_id="privacy", version=8, title="Survey partner", summary="We now name our survey provider.",
+        material=True, effective_at=now, published_at=now))
+    [told] = await eventually(lambda: [m for m in mail_to(sink, sub_email) if "privacy policy" in m["Subject"]])
+    assert "Survey partner" in told["Subject"] and "survey provider" in told.get_content()
+    assert told["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert not [m for m in mail_to(sink, sub_email) if "Minor wording" in m["Subject"]]
+    assert not [m for m in mail_to(sink, other_email) if "privacy policy" in m["Subject"]]
+
+
+async def _newsletter_audience_includes(mailer, subject):
+    """The grant is applied once a throwaway issue would reach the subject (issues are per subscriber)."""
+    issue = unique("probe-")
+    response = await mailer.post("/v1/newsletters", headers=mailer.admin,
+                                 json={"issue_id": issue, "title": "Probe", "body": "Probe"})
+    return response.json()["queued"] >= 1

@@ -11,8 +11,8 @@ from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, DeliveryCancelled, ErasureConfirmed, ProcessorRegistered, UnsubscribeRequested,
-    UserEmailChanged, UserErased, UserRegistered,
+    ConsentGranted, ConsentRevoked, DeliveryCancelled, ErasureConfirmed, PolicyUpdated, ProcessorRegistered,
+    UnsubscribeRequested, UserEmailChanged, UserErased, UserRegistered,
 )
 
 
@@ -95,16 +95,29 @@ class MailerHandlers:
 
     async def send_newsletter(self, issue_id: str, title: str, body: str) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            audience = await storage.newsletter_audience(conn)
-            created = 0
-            for subject_id in audience:
-                created += await storage.insert_delivery(
-                    conn, delivery_id=uuid4(), dedupe_key=f"newsletter:{issue_id}:{subject_id}",
-                    subject_id=subject_id, kind="newsletter", channel="email", recipient=domain.FIRST_PARTY,
-                    purpose="newsletter", content={"title": title, "body": body},
-                )
+            created = await self._queue_newsletter(conn, issue_id, title, body)
         self.work_arrived.set()
         return created
+
+    async def _queue_newsletter(self, conn: asyncpg.Connection, issue_id: str, title: str, body: str) -> int:
+        """One delivery per subscriber; an issue queued twice reaches each subscriber once."""
+        created = 0
+        for subject_id in await storage.newsletter_audience(conn):
+            created += await storage.insert_delivery(
+                conn, delivery_id=uuid4(), dedupe_key=f"newsletter:{issue_id}:{subject_id}",
+                subject_id=subject_id, kind="newsletter", channel="email", recipient=domain.FIRST_PARTY,
+                purpose="newsletter", content={"title": title, "body": body},
+            )
+        return created
+
+    async def apply_policy_updated(self, conn: asyncpg.Connection, event: PolicyUpdated, _meta: EventMeta) -> None:
+        """A material change of the policy is told to newsletter subscribers (the notice tells everyone else)."""
+        if not event.material or event.version == 1:
+            return
+        body = f"{event.summary}\n\nThe new version takes effect on {event.effective_at:%Y-%m-%d}."
+        await self._queue_newsletter(conn, f"policy-{event.policy_id}-v{event.version}",
+                                     f"Our privacy policy changes: {event.title}", body)
+        self.work_arrived.set()
 
     async def unsubscribe(self, token: str) -> None:
         subject_id, purpose = messages.read_unsubscribe_token(self._settings.signing_secret, token)

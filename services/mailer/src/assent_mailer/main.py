@@ -34,7 +34,7 @@ def create_app(settings: MailerSettings | None = None) -> FastAPI:
         settings=settings,
         title="Assent mailer",
         migrations=MigrationSet.of_package("mailer", "assent_mailer.migrations"),
-        topics=(topics.DELIVERIES, topics.PROCESSORS, topics.USERS, topics.CONSENTS),
+        topics=(topics.DELIVERIES, topics.PROCESSORS, topics.USERS, topics.CONSENTS, topics.POLICIES),
         routers=(api.router,),
         wire=wire,
     ))

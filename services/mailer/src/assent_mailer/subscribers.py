@@ -3,7 +3,9 @@
 from assent_mailer.handlers import MailerHandlers
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
-from assent_shared.events import ConsentGranted, ConsentRevoked, UserEmailChanged, UserErased, UserRegistered
+from assent_shared.events import (
+    ConsentGranted, ConsentRevoked, PolicyUpdated, UserEmailChanged, UserErased, UserRegistered,
+)
 from assent_shared.inbox import Handler
 
 
@@ -16,4 +18,7 @@ def register(runtime: Runtime, service: MailerHandlers) -> None:
     kafka.subscribe(runtime.broker, runtime.settings, topics.CONSENTS, runtime.inbox, {
         "ConsentGranted": Handler(ConsentGranted, service.apply_consent),
         "ConsentRevoked": Handler(ConsentRevoked, service.apply_consent),
+    })
+    kafka.subscribe(runtime.broker, runtime.settings, topics.POLICIES, runtime.inbox, {
+        "PolicyUpdated": Handler(PolicyUpdated, service.apply_policy_updated),
     })
