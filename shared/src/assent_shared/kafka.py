@@ -4,7 +4,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -16,7 +15,6 @@ from assent_shared.inbox import Handler, Inbox, Record
 from assent_shared.settings import ServiceSettings
 from assent_shared.topics import TopicSpec, dead_letter_topic
 
-log = structlog.get_logger(__name__)
 
 
 def make_broker(settings: ServiceSettings) -> KafkaBroker:

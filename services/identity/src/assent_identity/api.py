@@ -4,15 +4,14 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-import jwt
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from assent_identity import domain
 from assent_identity.export import Exporter
-from assent_identity.handlers import IdentityHandlers, InvalidCredentials, Throttled
+from assent_identity.handlers import IdentityHandlers, InvalidCredentials, SessionEnded, Throttled
 from assent_identity.storage import EmailTaken
-from assent_shared.auth import AUDIENCE, bearer_token, require_admin
+from assent_shared.auth import bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
 
@@ -109,23 +108,16 @@ async def refresh(body: RefreshIn, service: IdentityHandlers = Depends(handlers)
                       refresh_token=issued.refresh_token)
 
 
-async def _claims(request: Request, service: IdentityHandlers = Depends(handlers),
-                  rt: Runtime = Depends(runtime)) -> dict:
+async def _claims(request: Request, service: IdentityHandlers = Depends(handlers)) -> dict:
     token = bearer_token(request)
     if token is None:
         raise Problem(401, "Authentication required", headers=_UNAUTHORIZED)
-    keys = (await service.jwks())["keys"]
     try:
-        kid = jwt.get_unverified_header(token).get("kid")
-        jwk = next(k for k in keys if k["kid"] == kid)
-        claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], audience=AUDIENCE,
-                            issuer=rt.settings.jwt_issuer, options={"require": ["exp", "sub", "sid"]})
-        session_id = UUID(claims["sid"])
-    except (jwt.PyJWTError, StopIteration, ValueError, KeyError):
-        raise Problem(401, "Invalid token", headers=_UNAUTHORIZED)
-    if not await service.session_active(session_id):
+        return await service.verify_access_token(token)
+    except SessionEnded:
         raise Problem(401, "Session ended", headers=_UNAUTHORIZED)
-    return claims
+    except InvalidCredentials:
+        raise Problem(401, "Invalid token", headers=_UNAUTHORIZED)
 
 
 @router.delete("/v1/sessions/current", status_code=204)

@@ -8,17 +8,23 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
+import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from assent_identity import domain, storage, tokens
 from assent_identity.settings import IdentitySettings
 from assent_shared import outbox
+from assent_shared.auth import AUDIENCE
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import ErasureConfirmed, PolicyUpdated, UserEmailChanged, UserErased, UserRegistered
 
 
 class InvalidCredentials(Exception):
+    pass
+
+
+class SessionEnded(InvalidCredentials):
     pass
 
 
@@ -130,10 +136,6 @@ class IdentityHandlers:
         async with self._pool.acquire() as conn:
             await storage.revoke_session(conn, session_id)
 
-    async def session_active(self, session_id: UUID) -> bool:
-        async with self._pool.acquire() as conn:
-            return await storage.session_active(conn, session_id)
-
     async def get_user(self, user_id: UUID) -> domain.User | None:
         async with self._pool.acquire() as conn:
             return await storage.user_by_id(conn, user_id)
@@ -141,9 +143,27 @@ class IdentityHandlers:
     async def jwks(self) -> dict:
         async with self._pool.acquire() as conn:
             await tokens.current_key(conn, self._vault, timedelta(seconds=self._settings.key_rotation_seconds))
-            # A retired key stays published while tokens it signed can still be unexpired.
-            keys = await storage.published_keys(conn, self._settings.access_token_seconds + 60)
-        return {"keys": keys}
+            return {"keys": await self._published_keys(conn)}
+
+    async def _published_keys(self, conn: asyncpg.Connection) -> list[dict]:
+        # A retired key stays published while tokens it signed can still be unexpired.
+        return await storage.published_keys(conn, self._settings.access_token_seconds + 60)
+
+    async def verify_access_token(self, token: str) -> dict:
+        """The claims of a valid token of a live session, checked against the published keys."""
+        async with self._pool.acquire() as conn:
+            keys = await self._published_keys(conn)
+            try:
+                kid = jwt.get_unverified_header(token).get("kid")
+                jwk = next(k for k in keys if k["kid"] == kid)
+                claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], audience=AUDIENCE,
+                                    issuer=self._settings.jwt_issuer, options={"require": ["exp", "sub", "sid"]})
+                session_id = UUID(claims["sid"])
+            except (jwt.PyJWTError, StopIteration, ValueError, KeyError) as exc:
+                raise InvalidCredentials from exc
+            if not await storage.session_active(conn, session_id):
+                raise SessionEnded
+        return claims
 
     async def rotate_keys(self) -> str:
         async with self._pool.acquire() as conn, conn.transaction():

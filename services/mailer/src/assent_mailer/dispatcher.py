@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from assent_mailer import domain, messages, storage
 from assent_mailer.channels import DeliveryFailed, HardBounce, Smtp, Webhooks
-from assent_mailer.handlers import MailerHandlers, announce_cancelled
+from assent_mailer.handlers import MailerHandlers, announce_cancelled, delivery_fields
 from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
@@ -135,7 +135,7 @@ class Dispatcher:
         if isinstance(outcome, Bounced):
             await storage.suppress(conn, outcome.email_hash, "hard bounce")
             await storage.mark_status(conn, row["delivery_id"], "bounced")
-            await outbox.enqueue(conn, EmailBounced(**_about(row)))
+            await outbox.enqueue(conn, EmailBounced(**delivery_fields(row)))
             return
         if isinstance(outcome, Exception):
             delay = domain.retry_delay(row["attempts"] + 1, self._settings.retry_base_seconds,
@@ -143,7 +143,7 @@ class Dispatcher:
             await storage.schedule_retry(conn, row["delivery_id"], datetime.now(UTC) + timedelta(seconds=delay),
                                          str(outcome))
             await outbox.enqueue(conn, DeliveryAttemptFailed(
-                **_about(row), attempt=row["attempts"] + 1, reason=str(outcome),
+                **delivery_fields(row), attempt=row["attempts"] + 1, reason=str(outcome),
             ))
             log.info("delivery failed; will retry", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                      attempt=row["attempts"] + 1, error=str(outcome))
@@ -154,14 +154,7 @@ class Dispatcher:
             return
         await storage.mark_sent(conn, row["delivery_id"])
         event_type = {domain.SHARED: ProcessorDelivered, domain.REVOKED: ProcessorRevocationSent}.get(row["kind"], EmailSent)
-        await outbox.enqueue(conn, event_type(**_about(row)))
-
-
-def _about(row: asyncpg.Record) -> dict:
-    """The fields every delivery event carries."""
-    return {"subject_id": row["subject_id"], "delivery_id": row["delivery_id"], "kind": row["kind"],
-            "consent_event_id": row["consent_event_id"], "recipient": row["recipient"],
-            "occurred_at": datetime.now(UTC)}
+        await outbox.enqueue(conn, event_type(**delivery_fields(row)))
 
 
 class Bounced(Exception):

@@ -16,13 +16,17 @@ from assent_shared.events import (
 )
 
 
+def delivery_fields(row: asyncpg.Record) -> dict:
+    """The fields every delivery event carries, from a `deliveries` row."""
+    return {"subject_id": row["subject_id"], "delivery_id": row["delivery_id"], "kind": row["kind"],
+            "consent_event_id": row["consent_event_id"], "recipient": row["recipient"],
+            "occurred_at": datetime.now(UTC)}
+
+
 async def announce_cancelled(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
     """Every delivery's outcome is published, a cancellation too."""
     for row in rows:
-        await outbox.enqueue(conn, DeliveryCancelled(
-            subject_id=row["subject_id"], delivery_id=row["delivery_id"], kind=row["kind"],
-            consent_event_id=row["consent_event_id"], recipient=row["recipient"], occurred_at=datetime.now(UTC),
-        ))
+        await outbox.enqueue(conn, DeliveryCancelled(**delivery_fields(row)))
 
 
 class MailerHandlers:
