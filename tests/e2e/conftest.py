@@ -132,3 +132,9 @@ async def find_text(database_url: str, needle: str) -> list[str]:
         return found
     finally:
         await conn.close()
+
+
+async def acceptances(policy: httpx.AsyncClient, user_id: str, headers: dict[str, str]) -> list[dict] | None:
+    """The user's policy acceptances, or None while policy does not answer 200."""
+    response = await policy.get(f"/v1/users/{user_id}/acceptances", headers=headers)
+    return response.json() if response.status_code == 200 else None

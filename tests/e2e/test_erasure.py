@@ -7,7 +7,7 @@ from assent_shared.events import UserRegistered
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.receiver import ProcessorReceiver
 from assent_shared.testing.topics import publish, read_topic
-from tests.e2e.conftest import find_text
+from tests.e2e.conftest import acceptances, find_text
 
 
 async def test_export_then_erase_leaves_nothing_personal_and_a_replay_does_not_restore(system):
@@ -35,7 +35,7 @@ async def _run(system, processor):
         await eventually(can_grant)
     await eventually(lambda: processor.accepted)
     async with system.client("policy") as policy:
-        await eventually(lambda: _acceptances(policy, user_id, headers))
+        await eventually(lambda: acceptances(policy, user_id, headers))
 
     async with system.client("identity") as identity:
         async def complete_export():
@@ -76,7 +76,7 @@ async def _run(system, processor):
     other_id, other_headers = await system.register(other_email)
     async with system.client("consent") as consent, system.client("policy") as policy:
         await eventually(lambda: _consents(consent, other_id, system.admin))
-        await eventually(lambda: _acceptances(policy, other_id, other_headers))
+        await eventually(lambda: acceptances(policy, other_id, other_headers))
     await eventually(lambda: [m for m in system.sink.messages() if m["To"] == other_email])
     assert marker.id
     await _nothing_personal_left(system, user_id, email)
@@ -88,7 +88,7 @@ async def _nothing_personal_left(system, user_id, email):
         assert await _consents(consent, user_id, system.admin) == []
         history = await consent.get(f"/v1/subjects/{user_id}/consents/history", headers=system.admin)
         assert history.json() == []
-        assert (await policy.get(f"/v1/users/{user_id}/acceptances", headers=system.admin)).json() == []
+        assert await acceptances(policy, user_id, system.admin) == []
         deliveries = await mailer.get(f"/v1/subjects/{user_id}/deliveries", headers=system.admin)
         assert email not in deliveries.text
     for name, env in system.envs.items():
@@ -103,7 +103,3 @@ async def _consents(client, user_id, headers):
     response = await client.get(f"/v1/subjects/{user_id}/consents", headers=headers)
     return response.json()
 
-
-async def _acceptances(client, user_id, headers):
-    response = await client.get(f"/v1/users/{user_id}/acceptances", headers=headers)
-    return response.json() if response.status_code == 200 else None

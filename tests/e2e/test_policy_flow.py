@@ -4,12 +4,13 @@ import json
 
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.topics import read_topic
+from tests.e2e.conftest import acceptances
 
 
 async def test_publish_notice_and_continued_use_accepted_exactly_once(system):
     user_id, headers = await system.register(f"{unique('p')}@example.com")
     async with system.client("policy") as policy:
-        await eventually(lambda: _acceptances(policy, user_id, headers))
+        await eventually(lambda: acceptances(policy, user_id, headers))
         published = await policy.post("/v1/policies/privacy/versions", headers=system.admin, json={
             "title": "Privacy policy", "summary": "We now name our survey provider.", "material": True,
             "text": "# Privacy policy\n\nWe share data with a survey provider only with your permission.\n"})
@@ -32,7 +33,7 @@ async def test_publish_notice_and_continued_use_accepted_exactly_once(system):
         assert first.status_code == 200 and first.json()["recorded"]["how"] == "continued_use"
         again = await policy.post("/v1/activity", headers=headers)
         assert again.status_code == 200 and again.json()["recorded"] is None
-        accepted = await _acceptances(policy, user_id, headers)
+        accepted = await acceptances(policy, user_id, headers)
         assert [(a["how"], a["version"]) for a in accepted if a["version"] == version] == [("continued_use", version)]
 
         change = await policy.put(f"/v1/policies/privacy/versions/{version}", headers=system.admin, json={"title": "x"})
@@ -47,7 +48,3 @@ async def test_publish_notice_and_continued_use_accepted_exactly_once(system):
 
     await eventually(stamped, timeout=20)
 
-
-async def _acceptances(client, user_id, headers):
-    response = await client.get(f"/v1/users/{user_id}/acceptances", headers=headers)
-    return response.json() if response.status_code == 200 and response.json() else None
