@@ -70,7 +70,8 @@ async def test_replaying_the_topic_does_not_double_count(telemetry, infra):
     stats = await eventually(lambda: _pageviews(telemetry, 4, "page"))
     assert _by_value(stats["breakdowns"]["page"]) == {"/x": (3, 3), "/marker": (1, 1)}
     dead = await read_topic(infra.kafka_bootstrap, telemetry.prefix + "telemetry.dead-letters.v1")
-    assert [r.value for _, r in dead] == [b"not an event"]
+    # Only the reason and where the original lies: a payload that is not a valid event is not copied.
+    assert [(r.value, dict(r.headers)["dlq_value"]) for _, r in dead] == [(None, b"omitted")]
 
 
 async def _pageviews(telemetry, expected: int, *breakdowns: str, site_id: str = "demo") -> dict | None:

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from assent_shared import topics
+from assent_shared.personal import SealedField
 
 ConsentSource = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
 AcceptanceHow = Literal["signup", "continued_use", "explicit"]
@@ -67,6 +68,48 @@ class UserEmailChanged(Event):
 
     user_id: UUID = Field(description="The account whose email changed.")
     email: str = Field(description="The new normalized email address.")
+    changed_at: datetime = Field(description="When the change was made (UTC).")
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
+class UserRegisteredV2(Event):
+    """UserRegistered with its personal fields sealed under the user's data key (docs/personal-data.md)."""
+
+    topic = topics.USERS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="Identity's id of the new account.")
+    email: SealedField = Field(description="The normalized email address, sealed (AES-GCM, the user's data key).")
+    display_name: SealedField | None = Field(default=None, description="The display name if the user gave one, sealed.")
+    locale: str | None = Field(
+        default=None, max_length=35, description="The user's preferred language (BCP 47, e.g. `en`, `de`), if given."
+    )
+    registered_at: datetime = Field(description="When the account was created (UTC).")
+    policy_version: int = Field(description="Version of the privacy policy in force at signup.")
+    newsletter_opt_in: bool = Field(
+        description="True unless the user opted out at signup: signing up opts in to the newsletter."
+    )
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
+class UserEmailChangedV2(Event):
+    """UserEmailChanged with the new address sealed under the user's data key."""
+
+    topic = topics.USERS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="The account whose email changed.")
+    email: SealedField = Field(description="The new normalized email address, sealed.")
     changed_at: datetime = Field(description="When the change was made (UTC).")
 
     def key(self) -> str:
@@ -285,12 +328,17 @@ class ErasureConfirmed(Event):
 
 ERASURE_TOPICS = {"consent": topics.CONSENTS, "mailer": topics.DELIVERIES, "policy": topics.ACCEPTANCES}
 
+# Old versions that carry a personal field in the clear; producers publish their V2 successors.
+PLAINTEXT_PERSONAL_DATA = frozenset({"UserRegistered", "UserEmailChanged"})
+
 
 CATALOG: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
         UserRegistered,
         UserEmailChanged,
+        UserRegisteredV2,
+        UserEmailChangedV2,
         UserErased,
         ConsentGranted,
         ConsentRevoked,

@@ -11,6 +11,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
+from pydantic import ValidationError
+
+from assent_shared.events import CATALOG, PLAINTEXT_PERSONAL_DATA
 from assent_shared.inbox import Handler, Inbox, Record
 from assent_shared.settings import ServiceSettings
 from assent_shared.topics import TopicSpec, dead_letter_topic
@@ -83,9 +86,26 @@ def dead_letterer(settings: ServiceSettings, producer: AIOKafkaProducer):
             ("dlq_partition", str(record.partition).encode()),
             ("dlq_offset", str(record.offset).encode()),
         ]
-        await producer.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
+        value = _copyable_value(record)
+        if value is None:
+            headers.append(("dlq_value", b"omitted"))
+        await producer.send_and_wait(topic, value=value, key=record.key, headers=headers)
 
     return send
+
+
+def _copyable_value(record: Record) -> bytes | None:
+    """A dead letter copies the value only when it cannot hold personal data in the clear: a valid
+    catalog event whose personal fields are sealed. Anything else keeps only where it lies."""
+    ce_type = next((v.decode(errors="replace") for k, v in record.headers or () if k == "ce_type"), None)
+    model = CATALOG.get(ce_type or "")
+    if model is None or ce_type in PLAINTEXT_PERSONAL_DATA:
+        return None
+    try:
+        model.model_validate_json(record.value or b"")
+    except ValidationError:
+        return None
+    return record.value
 
 
 async def undecoded(_message: KafkaMessage) -> None:

@@ -48,6 +48,16 @@ class ServiceSettings(BaseSettings):
         description="Where spans go (OTLP over HTTP); none are exported without it.",
     )
     consumer_batch: int = Field(default=100, ge=1, le=10_000, description="Records per consumer batch and commit.")
+    key_owner_url: str = Field(default="http://127.0.0.1:8101",
+                               description="Identity, which holds the data keys of personal fields in events.")
+    key_owner_token: str | None = Field(
+        default=None, description="This service's token at the key owner; a development token when unset (not in production).",
+    )
+    key_cache_seconds: float = Field(
+        default=60.0, gt=0, le=300,
+        description="How long a fetched data key stays in memory: after an erasure no service opens its fields past this.",
+    )
+    key_cache_entries: int = Field(default=10_000, ge=1, description="Most data keys kept in memory.")
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
 

@@ -12,7 +12,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from assent_identity import domain, storage, tokens
+from assent_identity import domain, keyowner, storage, tokens
+from assent_identity.keyowner import DataKeys
 from assent_identity.settings import IdentitySettings
 from assent_shared import outbox
 from assent_shared.auth import AUDIENCE
@@ -51,8 +52,9 @@ def _digest(value: str) -> str:
 
 
 class IdentityHandlers:
-    def __init__(self, pool: asyncpg.Pool, settings: IdentitySettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: IdentitySettings, keys: DataKeys) -> None:
         self._pool = pool
+        self._keys = keys
         self._settings = settings
         self._vault = tokens.KeyVault(settings.signing_key_secret)
         self._hasher = PasswordHasher(
@@ -215,6 +217,7 @@ class IdentityHandlers:
         now = datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.erase_user(conn, user_id, now)
+            await self._keys.erase(keyowner.SELF, user_id, conn)
             await outbox.forget(conn, str(user_id))
             await outbox.enqueue(conn, UserErased(user_id=user_id, erased_at=now))
 

@@ -1,13 +1,24 @@
 from pydantic import Field
 
+from assent_shared.personal import development_key_token
 from assent_shared.settings import ServiceSettings
+
+# Services that may read data keys; each has its own token (ASSENT_KEY_CLIENTS, a JSON object).
+_DEVELOPMENT_KEY_CLIENTS = {name: development_key_token(name)
+                            for name in ("consent", "mailer", "policy", "telemetry", "support")}
 
 
 class IdentitySettings(ServiceSettings):
-    set_in_production = ("signing_key_secret",)
+    set_in_production = ("signing_key_secret", "data_key_secret", "key_clients")
     service_name: str = "identity"
     signing_key_secret: str = Field(default="development-only-signing-key-secret", min_length=16,
                                     description="Seals the private signing keys stored in the database.")
+    data_key_secret: str = Field(default="development-only-data-key-secret", min_length=16,
+                                 description="Wraps the per-subject data keys of personal fields; apart from other secrets.")
+    key_clients: dict[str, str] = Field(default=_DEVELOPMENT_KEY_CLIENTS,
+                                        description="Service name -> token of each service that may fetch data keys.")
+    key_audit_keep_seconds: float = Field(default=400 * 24 * 3600, gt=0,
+                                          description="How long key-access audit rows are kept.")
     access_token_seconds: int = Field(default=900, ge=30)
     refresh_token_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     key_rotation_seconds: int = Field(default=7 * 24 * 3600, ge=60, description="Age at which a new signing key starts.")

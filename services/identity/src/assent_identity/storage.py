@@ -207,3 +207,50 @@ async def erasure_status(conn: asyncpg.Connection, user_id: UUID) -> tuple[datet
         return None
     rows = await conn.fetch("SELECT service, confirmed_at FROM erasure_confirmations WHERE user_id = $1", user_id)
     return requested, {r["service"]: r["confirmed_at"] for r in rows}
+
+
+async def data_key(conn: asyncpg.Connection, subject_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT key_id, wrapped_key, owner_service FROM data_keys WHERE subject_id = $1",
+                               subject_id)
+
+
+async def insert_data_key(conn: asyncpg.Connection, subject_id: UUID, key_id: UUID, wrapped: bytes,
+                          owner: str) -> asyncpg.Record:
+    """The subject's key: the one just made, or the one a concurrent call made first."""
+    await conn.execute(
+        """INSERT INTO data_keys (subject_id, key_id, wrapped_key, owner_service) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (subject_id) DO NOTHING""",
+        subject_id, key_id, wrapped, owner,
+    )
+    return await data_key(conn, subject_id)
+
+
+async def data_key_erased(conn: asyncpg.Connection, subject_id: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM data_key_erasures WHERE subject_id = $1", subject_id))
+
+
+async def delete_data_key(conn: asyncpg.Connection, subject_id: UUID, by: str) -> None:
+    await conn.execute("DELETE FROM data_keys WHERE subject_id = $1", subject_id)
+    await conn.execute("INSERT INTO data_key_erasures (subject_id, erased_by) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                       subject_id, by)
+
+
+async def audit_key_access(conn: asyncpg.Connection, service: str, subject_id: UUID, key_id: UUID | None,
+                           action: str, outcome: str) -> None:
+    await conn.execute(
+        "INSERT INTO data_key_audit (service, subject_id, key_id, action, outcome) VALUES ($1, $2, $3, $4, $5)",
+        service, subject_id, key_id, action, outcome,
+    )
+
+
+async def key_audit(conn: asyncpg.Connection, subject_id: UUID) -> list[dict]:
+    rows = await conn.fetch(
+        "SELECT at, service, key_id, action, outcome FROM data_key_audit WHERE subject_id = $1 ORDER BY id", subject_id
+    )
+    return [dict(r) for r in rows]
+
+
+async def prune_key_audit(conn: asyncpg.Connection, older_than_seconds: float) -> int:
+    status = await conn.execute("DELETE FROM data_key_audit WHERE at < now() - make_interval(secs => $1)",
+                                older_than_seconds)
+    return int(status.split()[-1])
