@@ -157,6 +157,19 @@ async def test_a_transient_error_propagates_so_the_record_is_redelivered_and_not
     assert [r["event_id"] for r in await env.applied_rows()] == [ce_id(record)]
 
 
+async def test_a_value_the_column_cannot_take_is_dead_lettered_not_redelivered_forever(env):
+    async def out_of_range(conn: asyncpg.Connection, event: UserRegistered, meta) -> None:
+        await conn.execute("INSERT INTO applied VALUES ($1, $2)", meta.id, event.user_id)
+        await conn.execute("SELECT $1::int4", 2**40)  # asyncpg refuses the argument
+
+    record = record_of(registered())
+    assert await env.inbox.consume(TOPIC, record, {"UserRegistered": Handler(UserRegistered, out_of_range)}) is False
+    assert [reason for _, reason in env.dead] == ["handler failed: DataError"]
+    assert await env.applied_rows() == [] and await env.inbox_rows() == []
+    # The next record of the partition applies.
+    assert await env.inbox.consume(TOPIC, record_of(registered()), Recorder().handlers()) is True
+
+
 def _without(headers, name):
     return [(k, v) for k, v in headers if k != name]
 

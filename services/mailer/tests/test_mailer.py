@@ -257,3 +257,45 @@ async def test_a_material_policy_change_is_told_to_newsletter_subscribers_only(m
     assert not [m for m in mail_to(sink, sub_email) if "Minor wording" in m["Subject"]]
     assert not [m for m in mail_to(sink, other_email) if "privacy policy" in m["Subject"]]
 
+
+
+async def test_a_title_no_mail_header_can_hold_fails_alone_and_later_mail_still_goes_out(mailer, infra, sink):
+    subscriber, email = uuid4(), f"{unique('tl')}@example.com"
+    await register(infra, mailer, subscriber, email)
+    await consent(infra, mailer, subscriber, "newsletter", "first_party", True, 1)
+    await eventually(lambda: mail_to(sink, email))
+    await eventually(lambda: queue_issue(mailer, unique("probe-")))  # the grant is held
+    now = datetime.now(UTC)
+    # The policy service refuses such a title at its edge; an event on the topic is not checked there.
+    await publish(infra.kafka_bootstrap, mailer.prefix + "policy.policies.v1", PolicyUpdated(
+        policy_id="privacy", version=9, title="Line one\nBcc: everyone@example.com", summary="Two lines.",
+        material=True, effective_at=now, published_at=now))
+
+    async def failed():
+        rows = (await mailer.get(f"/v1/subjects/{subscriber}/deliveries", headers=mailer.admin)).json()
+        return [d for d in rows if d["kind"] == "newsletter" and d["status"] == "failed"]
+
+    [bad] = await eventually(failed)
+
+    async def announced():
+        records = await read_topic(infra.kafka_bootstrap, mailer.prefix + "mailer.deliveries.v1")
+        return [r for m, r in records if m.type == "DeliveryAttemptFailed" and bad["delivery_id"].encode() in r.value]
+
+    [event] = await eventually(announced)
+    assert b"cannot be sent: ValueError" in event.value
+    later, later_email = uuid4(), f"{unique('tl2')}@example.com"
+    await register(infra, mailer, later, later_email)
+    [welcome] = await eventually(lambda: mail_to(sink, later_email))
+    assert "Welcome" in welcome["Subject"]
+    assert not [m for m in sink.messages() if "everyone@example.com" in str(m.get("Bcc", ""))]
+
+
+async def test_a_newsletter_title_with_a_line_break_is_refused_at_the_edge(mailer):
+    for title, body in (("Two\nlines", "Hello"), ("NUL\x00", "Hello"), ("Fine", "bell\x07")):
+        response = await mailer.post("/v1/newsletters", headers=mailer.admin,
+                                     json={"issue_id": unique("i-"), "title": title, "body": body})
+        assert response.status_code == 422, (title, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    fine = await mailer.post("/v1/newsletters", headers=mailer.admin,
+                             json={"issue_id": unique("i-"), "title": "Fine", "body": "Two\nlines\tare fine"})
+    assert fine.status_code == 202

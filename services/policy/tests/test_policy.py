@@ -1,5 +1,6 @@
 """Policy on real PostgreSQL and Kafka: seeding, publishing, the notice, schedules, acceptances."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -136,6 +137,7 @@ async def test_published_versions_cannot_change_and_bad_input_is_refused(deploym
         assert (await client.post(path, json=version_body())).status_code == 401
         assert (await client.post(path, headers=issuer.auth(uuid4()), json=version_body())).status_code == 403
         for bad in (version_body(title=" "), version_body(text="nul\x00"), version_body(extra=1),
+                    version_body(title="Two\nlines"), version_body(summary="bell\x07"),
                     version_body(effective_at="2031-01-01T00:00:00"),
                     version_body(effective_at=(datetime.now(UTC) - timedelta(days=1)).isoformat()),
                     version_body(data_use=[{"purpose": "x", "processor": "a"}, {"purpose": "x", "processor": "a"}]),
@@ -143,6 +145,9 @@ async def test_published_versions_cannot_change_and_bad_input_is_refused(deploym
             response = await client.post(path, headers=d.admin, json=bad)
             assert response.status_code == 422, bad
             assert response.headers["content-type"] == PROBLEM
+        surrogate = json.dumps(version_body(title="lone \ud800 surrogate"))  # ASCII escapes: sendable as JSON
+        refused = await client.post(path, headers={**d.admin, "content-type": "application/json"}, content=surrogate)
+        assert refused.status_code == 422, refused.text
         assert (await client.post("/v1/policies/NO!/versions", headers=d.admin, json=version_body())).status_code == 422
 
         later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()

@@ -4,6 +4,8 @@ import json
 
 from aiokafka import AIOKafkaProducer
 
+from assent_shared.cloudevents import encode_headers, meta_for
+from assent_shared.events import PageViewed
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.topics import read_topic
 from telemetry_testkit import CHROME_WINDOWS, GOOGLEBOT, IPHONE, ORIGIN
@@ -114,6 +116,11 @@ async def test_bad_input_gets_a_clear_4xx_and_publishes_nothing(telemetry, infra
         (422, {"json": [hit, {**hit, "url": "javascript:alert(1)"}]}),
         (422, {"json": {"site_id": "demo"}}),
         (422, {"json": 5}),
+        (422, {"json": {**hit, "url": "https://demo.example/a\u0000b"}}),  # PostgreSQL text holds no NUL
+        (422, {"json": {**hit, "referrer": "https://r.example/\u0007"}}),
+        (422, {"json": {**hit, "site_id": "demo\n"}}),
+        (400, {"content": b"[" * 5000}),  # nested too deep for the parser
+        (400, {"content": b"1" * 5000}),  # more digits than Python turns into an int
         (403, {"json": hit, "headers": {"Origin": "https://evil.example"}}),
     ]
     for status, request in cases:
@@ -125,6 +132,32 @@ async def test_bad_input_gets_a_clear_4xx_and_publishes_nothing(telemetry, infra
     await eventually(lambda: _pageviews(telemetry, 1))
     records = await read_topic(infra.kafka_bootstrap, telemetry.prefix + "telemetry.hits.v1")
     assert len(records) == 1
+
+
+async def test_a_hit_the_rollups_cannot_take_is_dead_lettered_and_the_partition_goes_on(telemetry, infra):
+    def hit(path: str) -> tuple[bytes, list]:
+        event = PageViewed(site_id="demo", path=path, browser="Chrome", os="Windows", device_type="desktop",
+                           visitor_hash="d" + unique(), occurred_at=telemetry.clock())
+        return event.model_dump_json().encode(), encode_headers(meta_for(event))
+
+    topic = telemetry.prefix + "telemetry.hits.v1"
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, linger_ms=50)
+    await producer.start()
+    try:  # sent together, so that the bad one shares a batch with good ones
+        sends = [await producer.send(topic, value=v, key=b"demo", headers=h)
+                 for v, h in (hit("/before"), hit("/nul\x00path"), hit("/after"))]
+        for sent in sends:
+            await sent
+    finally:
+        await producer.stop()
+    stats = await eventually(lambda: _pageviews(telemetry, 2, "page"))
+    assert _by_value(stats["breakdowns"]["page"]) == {"/before": (1, 1), "/after": (1, 1)}
+    dead = await eventually(lambda: read_topic(infra.kafka_bootstrap, telemetry.prefix + "telemetry.dead-letters.v1"))
+    assert [b"/nul\\u0000path" in r.value for _, r in dead] == [True]
+    assert dict(dead[0][1].headers)["dlq_reason"].startswith(b"cannot apply: ")
+    # Later hits of the partition still count.
+    await telemetry.hit("203.0.113.9", CHROME_WINDOWS, {"site_id": "demo", "url": "https://demo.example/later"})
+    await eventually(lambda: _pageviews(telemetry, 3))
 
 
 async def test_visitor_cookie_only_with_consent_and_never_with_gpc(telemetry):

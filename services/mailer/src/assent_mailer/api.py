@@ -12,6 +12,7 @@ from assent_mailer.messages import BadToken
 from assent_shared.auth import authenticate, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
+from assent_shared.text import Line, Text
 
 router = APIRouter()
 ProcessorId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -27,7 +28,7 @@ def admin(request: Request) -> None:
 
 
 class ProcessorIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     endpoint_url: AnyHttpUrl
     purposes: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]] = Field(min_length=1, max_length=20)
     signing_secret: str = Field(min_length=16, max_length=200)
@@ -47,8 +48,8 @@ class DeliveryOut(BaseModel):
 
 class NewsletterIn(BaseModel):
     issue_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    title: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=100_000)
+    title: Line = Field(min_length=1, max_length=200, description="The mail's subject: one line.")
+    body: Text = Field(min_length=1, max_length=100_000)
 
 
 @router.put("/v1/processors/{processor_id}", status_code=200, dependencies=[Depends(admin)])

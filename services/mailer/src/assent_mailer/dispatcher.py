@@ -20,6 +20,7 @@ from assent_mailer.handlers import MailerHandlers, announce_cancelled, delivery_
 from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
+from assent_shared.inbox import TRANSIENT
 from assent_shared.events import (
     DeliveryAttemptFailed, EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent,
 )
@@ -27,6 +28,16 @@ from assent_shared.tracing import context_of, current_traceparent
 
 log = structlog.get_logger(__name__)
 Send = Callable[[], Awaitable[None]]
+
+
+class Unsendable(Exception):
+    """A delivery that no retry can send; it is marked failed for good."""
+
+
+class Bounced(Exception):
+    def __init__(self, email_hash: bytes) -> None:
+        super().__init__("hard bounce")
+        self.email_hash = email_hash
 
 
 class Dispatcher:
@@ -58,11 +69,24 @@ class Dispatcher:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await storage.claim_due(conn, self._settings.dispatch_batch)
             # One connection runs one query at a time: prepare in turn, then send side by side.
-            prepared = [await self._prepare(conn, row) for row in rows]
+            prepared = [await self._prepare_isolated(conn, row) for row in rows]
             outcomes = await asyncio.gather(*(self._attempt(send, row) for send, row in zip(prepared, rows, strict=True)))
             for row, outcome in zip(rows, outcomes, strict=True):
                 await self._record(conn, row, outcome)
         return len(rows)
+
+    async def _prepare_isolated(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | Unsendable | None:
+        """One row that cannot be turned into a send (a title no mail header can hold, say) fails alone:
+        it must not stop the dispatcher, and being among the oldest rows, every later delivery with it."""
+        try:
+            async with conn.transaction():  # a savepoint: a failed query of this row leaves the others' intact
+                return await self._prepare(conn, row)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            log.error("delivery cannot be sent", delivery_id=str(row["delivery_id"]), kind=row["kind"],
+                      error=type(exc).__name__)
+            return Unsendable(f"cannot be sent: {type(exc).__name__}")
 
     async def _prepare(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
         """The send to make, or None when the gate or an erasure says it must not go out any more."""
@@ -117,9 +141,12 @@ class Dispatcher:
             payload["email"] = email
         return lambda: self._webhooks.post(target["endpoint_url"], target["signing_secret"], payload)
 
-    async def _attempt(self, send: Send | None, row: asyncpg.Record) -> str | Exception:
+    async def _attempt(self, send: Send | Unsendable | None, row: asyncpg.Record) -> str | Exception:
         if send is None:
             return "cancelled"
+        if isinstance(send, Unsendable):
+            self._metrics.failures.labels(channel=row["channel"]).inc()
+            return send
         with self._tracer.start_as_current_span(f"deliver {row['kind']}", context=context_of(row["traceparent"]),
                                                 kind=trace.SpanKind.CLIENT,
                                                 attributes={"assent.delivery_id": str(row["delivery_id"])}):
@@ -128,10 +155,20 @@ class Dispatcher:
             except (DeliveryFailed, Bounced) as exc:
                 self._metrics.failures.labels(channel=row["channel"]).inc()
                 return exc
+            except Exception as exc:  # the channels turn every network fault into DeliveryFailed: this is a bug
+                log.error("delivery cannot be sent", delivery_id=str(row["delivery_id"]), error=type(exc).__name__)
+                self._metrics.failures.labels(channel=row["channel"]).inc()
+                return Unsendable(f"cannot be sent: {type(exc).__name__}")
         self._metrics.sent.labels(channel=row["channel"], kind=row["kind"]).inc()
         return "sent"
 
     async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: str | Exception) -> None:
+        if isinstance(outcome, Unsendable):
+            await storage.mark_failed(conn, row["delivery_id"], str(outcome))
+            await outbox.enqueue(conn, DeliveryAttemptFailed(
+                **delivery_fields(row), attempt=row["attempts"] + 1, reason=str(outcome),
+            ))
+            return
         if isinstance(outcome, Bounced):
             await storage.suppress(conn, outcome.email_hash, "hard bounce")
             await storage.mark_status(conn, row["delivery_id"], "bounced")
@@ -155,15 +192,6 @@ class Dispatcher:
         await storage.mark_sent(conn, row["delivery_id"])
         event_type = {domain.SHARED: ProcessorDelivered, domain.REVOKED: ProcessorRevocationSent}.get(row["kind"], EmailSent)
         await outbox.enqueue(conn, event_type(**delivery_fields(row)))
-
-
-class Bounced(Exception):
-    def __init__(self, email_hash: bytes) -> None:
-        super().__init__("hard bounce")
-        self.email_hash = email_hash
-
-
-
 
 
 def _json(value: object) -> dict:

@@ -153,6 +153,13 @@ async def mark_status(conn: asyncpg.Connection, delivery_id: UUID, status: str) 
     await conn.execute("UPDATE deliveries SET status = $2 WHERE delivery_id = $1", delivery_id, status)
 
 
+async def mark_failed(conn: asyncpg.Connection, delivery_id: UUID, error: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE delivery_id = $1",
+        delivery_id, error,
+    )
+
+
 async def schedule_retry(conn: asyncpg.Connection, delivery_id: UUID, at: datetime, error: str) -> None:
     await conn.execute(
         "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE delivery_id = $1",

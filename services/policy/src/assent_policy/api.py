@@ -6,13 +6,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from assent_policy import domain
 from assent_policy.handlers import NotFound, NotInForce, PolicyHandlers, VersionConflict
 from assent_shared.auth import Principal, authenticate, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
+from assent_shared.text import MULTI_LINE, SINGLE_LINE
 
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="An access token from identity, or the admin token.")
@@ -23,22 +24,14 @@ PolicyId = Annotated[str, Path(pattern=_SLUG, description="The policy document, 
 VersionNumber = Annotated[int, Path(ge=1, le=_INT4)]
 
 
-def _storable(value: str) -> str:
-    # PostgreSQL text takes neither NUL (refused by the pattern) nor lone surrogates: a 422, not a 500.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode") from exc
-    return value
-
-
 def _text(max_length: int) -> StringConstraints:
-    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length, pattern=r"^[^\x00]*$")
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
-Title = Annotated[str, _text(200), AfterValidator(_storable)]
-Summary = Annotated[str, _text(2000), AfterValidator(_storable)]
-Markdown = Annotated[str, _text(200_000), AfterValidator(_storable)]
+# A title goes into mail headers (the newsletter of a material change): one line only.
+Title = Annotated[str, _text(200), SINGLE_LINE]
+Summary = Annotated[str, _text(2000), MULTI_LINE]
+Markdown = Annotated[str, _text(200_000), MULTI_LINE]
 Slug = Annotated[str, StringConstraints(pattern=_SLUG)]
 
 

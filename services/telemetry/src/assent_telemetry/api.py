@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from assent_shared.auth import bearer_token, require_admin
 from assent_shared.problems import Problem
+from assent_shared.text import Line
 from assent_telemetry import domain
 from assent_telemetry.handlers import Client, Hit, NotFinal, TelemetryHandlers, UnknownSite
 from assent_telemetry.settings import TelemetrySettings
@@ -34,9 +35,9 @@ def settings(request: Request) -> TelemetrySettings:
 class HitIn(BaseModel):
     model_config = ConfigDict(extra="ignore")  # newer scripts may send more
 
-    site_id: str = Field(min_length=1, max_length=64)
-    url: str = Field(max_length=domain.MAX_URL, description="Absolute URL of the page; only its path is kept.")
-    referrer: str | None = Field(default=None, max_length=domain.MAX_URL, description="Only its host is kept.")
+    site_id: Line = Field(min_length=1, max_length=64)
+    url: Line = Field(max_length=domain.MAX_URL, description="Absolute URL of the page; only its path is kept.")
+    referrer: Line | None = Field(default=None, max_length=domain.MAX_URL, description="Only its host is kept.")
     ts: datetime | None = Field(default=None, description="When a queued hit happened; default: on arrival.")
     consent: bool = Field(default=False, description="The visitor consented to analytics cookies on this site.")
 
@@ -65,7 +66,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _parse_hits(raw: bytes, max_batch: int) -> list[HitIn]:
     try:
         decoded = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, a number of too many digits
         raise Problem(400, "Malformed JSON", "The body must be a JSON object or an array of them.")
     batch = decoded if isinstance(decoded, list) else [decoded]
     if not 1 <= len(batch) <= max_batch:
