@@ -93,6 +93,8 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_LOG_LEVEL": os.environ.get("ASSENT_E2E_LOG_LEVEL", "INFO"),
         # RFC 8058 wants an HTTPS link; the tests follow it over plain HTTP on loopback.
         "ASSENT_PUBLIC_URL": system.urls["mailer"].replace("http://", "https://"),
+        "ASSENT_KEY_OWNER_URL": system.urls["identity"],
+        "ASSENT_KEY_CACHE_SECONDS": "2",
         "ASSENT_CONSENT_URL": system.urls["consent"],
         "ASSENT_MAILER_URL": system.urls["mailer"],
         "ASSENT_POLICY_URL": system.urls["policy"],

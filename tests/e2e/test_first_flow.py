@@ -58,6 +58,6 @@ async def test_events_carry_cloudevents_headers(system):
 
     [(meta, record)] = await eventually(registered)
     headers = dict(record.headers)
-    assert headers["ce_specversion"] == b"1.0" and headers["ce_type"] == b"UserRegistered"
+    assert headers["ce_specversion"] == b"1.0" and headers["ce_type"] == b"UserRegisteredV2"
     assert headers["ce_source"] == b"/assent/identity" and headers["content-type"] == b"application/json"
     assert meta.correlation_id  # the request's correlation id followed it into the event

@@ -43,7 +43,7 @@ async def test_publish_notice_and_continued_use_accepted_exactly_once(system):
     async def stamped():
         new_id, _ = await system.register(f"{unique('q')}@example.com")
         records = await read_topic(system.kafka, system.topic("identity.users.v1"))
-        [value] = [json.loads(r.value) for m, r in records if m.subject == new_id and m.type == "UserRegistered"]
+        [value] = [json.loads(r.value) for m, r in records if m.subject == new_id and m.type == "UserRegisteredV2"]
         return value["policy_version"] == version
 
     await eventually(stamped, timeout=20)

@@ -11,6 +11,7 @@ async def identity(infra, new_database):
     prefix = unique("it-") + "."
     database = await new_database("identity")
     settings = IdentitySettings(**base_settings(infra, database, prefix, argon2_memory_kib=1024, argon2_time_cost=1,
+                                                key_cache_seconds=1,
                                                 consent_url="http://127.0.0.1:9", mailer_url="http://127.0.0.1:9",
                                                 policy_url="http://127.0.0.1:9"))
     async with serve(create_app(settings)) as client:

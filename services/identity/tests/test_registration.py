@@ -1,15 +1,19 @@
 """Identity on real PostgreSQL and Kafka: registration, sessions, keys."""
 
+import base64
 from uuid import UUID
 
 import jwt
+from assent_shared.events import UserRegisteredV2
+from assent_shared.personal import DataKey, PersonalFields, development_key_token
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.topics import read_topic
 
 
 async def test_register_publishes_user_registered_with_cloudevents_headers(identity, infra):
     email = f"{unique('ada')}@Example.COM"
-    response = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})
+    response = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery",
+                                                      "display_name": "Ada L.", "locale": "de"})
     assert response.status_code == 201, response.text
     user = response.json()
     assert user["email"] == email.lower()
@@ -19,10 +23,39 @@ async def test_register_publishes_user_registered_with_cloudevents_headers(ident
         return [(m, r) for m, r in records if m.subject == user["id"]]
 
     [(meta, record)] = await eventually(published)
-    assert meta.type == "UserRegistered" and meta.source == "/assent/identity"
+    assert meta.type == "UserRegisteredV2" and meta.source == "/assent/identity"
     assert record.key == user["id"].encode()
-    assert b'"newsletter_opt_in":true' in record.value
+    assert b'"newsletter_opt_in":true' in record.value and b'"locale":"de"' in record.value
     assert dict(record.headers)["content-type"] == b"application/json"
+    # The personal fields travel sealed, and open only with the user's data key from the key owner.
+    assert email.lower().encode() not in record.value.lower() and b"Ada L." not in record.value
+    event = UserRegisteredV2.model_validate_json(record.value)
+    fields = PersonalFields(_KeyOwnerOver(identity, "mailer"))
+    assert await fields.open(event, "email") == email.lower()
+    assert await fields.open(event, "display_name") == "Ada L."
+
+
+class _KeyOwnerOver:
+    """The key owner's API through the test's client, as a service sees it."""
+
+    def __init__(self, client, service: str) -> None:
+        self._client = client
+        self._headers = {"Authorization": f"Bearer {development_key_token(service)}", "Assent-Service": service}
+
+    async def key_for(self, subject_id):
+        raise AssertionError("a consumer never makes keys")
+
+    async def key(self, subject_id, key_id):
+        response = await self._client.get(f"/internal/v1/subject-keys/{subject_id}/{key_id}", headers=self._headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return DataKey(UUID(body["key_id"]), UUID(body["subject_id"]), base64.urlsafe_b64decode(body["key"] + "=="))
+
+
+async def test_a_locale_that_is_not_bcp47_is_422(identity):
+    response = await identity.post("/v1/users", json={"email": f"{unique()}@example.com",
+                                                      "password": "correct horse battery", "locale": "de_DE; drop"})
+    assert response.status_code == 422
 
 
 async def test_taken_email_is_409_and_bad_input_is_422_without_echoing_it(identity):

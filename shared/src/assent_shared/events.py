@@ -292,6 +292,12 @@ class ProcessorRegistered(Event):
         return self.processor_id
 
 
+# The one list of services that hold personal data and confirm an erasure, each on its own topic
+# (key: user id). Identity, which deletes the account and its data keys itself, confirms too.
+ERASURE_TOPICS = {"consent": topics.CONSENTS, "mailer": topics.DELIVERIES, "policy": topics.ACCEPTANCES}
+ERASURE_CONFIRMERS = ("identity", *ERASURE_TOPICS)
+
+
 class ErasureConfirmed(Event):
     """A service removed or anonymized what it held about an erased user.
 
@@ -304,7 +310,7 @@ class ErasureConfirmed(Event):
     ce_source = "/assent/consent"
 
     user_id: UUID = Field(description="The erased user.")
-    service: Literal["consent", "mailer", "policy"] = Field(
+    service: Literal[tuple(ERASURE_TOPICS)] = Field(  # type: ignore[valid-type]
         description="The service that confirms; the event travels on that service's topic."
     )
     confirmed_at: datetime = Field(description="When that service finished (UTC).")
@@ -325,8 +331,6 @@ class ErasureConfirmed(Event):
     def travels_on(cls) -> tuple[topics.TopicSpec, ...]:
         return tuple(ERASURE_TOPICS.values())
 
-
-ERASURE_TOPICS = {"consent": topics.CONSENTS, "mailer": topics.DELIVERIES, "policy": topics.ACCEPTANCES}
 
 # Old versions that carry a personal field in the clear; producers publish their V2 successors.
 PLAINTEXT_PERSONAL_DATA = frozenset({"UserRegistered", "UserEmailChanged"})

@@ -13,7 +13,7 @@ from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
     ConsentGranted, ConsentRevoked, ErasureConfirmed, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested,
-    UserErased, UserRegistered,
+    UserErased, UserRegistered, UserRegisteredV2,
 )
 
 
@@ -90,7 +90,8 @@ class ConsentHandlers:
             for purpose, description in sorted(self._settings.purposes.items())
         ]
 
-    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered, _meta: EventMeta) -> None:
+    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered | UserRegisteredV2,
+                                    _meta: EventMeta) -> None:
         await storage.lock_subject(conn, event.user_id)
         if event.newsletter_opt_in and not await storage.is_erased(conn, event.user_id):
             # The policy: signing up opts in to the newsletter.

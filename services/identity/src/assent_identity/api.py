@@ -32,6 +32,8 @@ class RegistrationIn(BaseModel):
     password: str = Field(max_length=1024)
     newsletter_opt_in: bool = Field(default=True, description="Signing up opts in to the newsletter unless false.")
     display_name: str | None = Field(default=None, max_length=100)
+    locale: str | None = Field(default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+                               description="Preferred language of mail, BCP 47 (e.g. `en`, `de`).")
 
 
 class UserOut(BaseModel):
@@ -67,7 +69,7 @@ async def register(body: RegistrationIn, service: IdentityHandlers = Depends(han
     try:
         user = await service.register_user(domain.RegisterUser(
             email=body.email, password=body.password, newsletter_opt_in=body.newsletter_opt_in,
-            display_name=body.display_name,
+            display_name=body.display_name, locale=body.locale,
         ))
     except domain.InvalidInput as exc:
         raise Problem(422, "Invalid registration", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])

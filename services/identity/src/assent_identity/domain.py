@@ -50,6 +50,7 @@ class RegisterUser:
     password: str
     newsletter_opt_in: bool = True
     display_name: str | None = None
+    locale: str | None = None
 
 
 @dataclass(frozen=True)

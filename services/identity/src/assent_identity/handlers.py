@@ -18,7 +18,8 @@ from assent_identity.settings import IdentitySettings
 from assent_shared import outbox
 from assent_shared.auth import AUDIENCE
 from assent_shared.cloudevents import EventMeta
-from assent_shared.events import ErasureConfirmed, PolicyUpdated, UserEmailChanged, UserErased, UserRegistered
+from assent_shared.events import ERASURE_CONFIRMERS, ErasureConfirmed, PolicyUpdated, UserEmailChangedV2, UserErased, UserRegisteredV2
+from assent_shared.personal import PersonalFields
 
 
 class InvalidCredentials(Exception):
@@ -76,9 +77,13 @@ class IdentityHandlers:
         async with self._pool.acquire() as conn, conn.transaction():
             user = await storage.insert_user(conn, uuid4(), email, password_hash, cmd.display_name)
             version = await storage.policy_version(conn, self._settings.policy_id)
-            await outbox.enqueue(conn, UserRegistered(
-                user_id=user.id, email=user.email, registered_at=user.created_at,
-                policy_version=version, newsletter_opt_in=cmd.newsletter_opt_in,
+            personal = PersonalFields(keyowner.LocalKeyOwner(self._keys, conn))
+            name = cmd.display_name
+            await outbox.enqueue(conn, UserRegisteredV2(
+                user_id=user.id, email=await personal.seal(UserRegisteredV2, "email", user.id, user.email),
+                display_name=None if name is None else await personal.seal(UserRegisteredV2, "display_name", user.id, name),
+                locale=cmd.locale, registered_at=user.created_at, policy_version=version,
+                newsletter_opt_in=cmd.newsletter_opt_in,
             ))
         return user
 
@@ -186,7 +191,9 @@ class IdentityHandlers:
         async with self._pool.acquire() as conn, conn.transaction():
             await self._check_password(conn, user_id, password)
             await storage.update_email(conn, user_id, email)
-            await outbox.enqueue(conn, UserEmailChanged(user_id=user_id, email=email, changed_at=datetime.now(UTC)))
+            sealed = await PersonalFields(keyowner.LocalKeyOwner(self._keys, conn)).seal(
+                UserEmailChangedV2, "email", user_id, email)
+            await outbox.enqueue(conn, UserEmailChangedV2(user_id=user_id, email=sealed, changed_at=datetime.now(UTC)))
             user = await storage.user_by_id(conn, user_id)
         assert user is not None
         return user
@@ -218,6 +225,7 @@ class IdentityHandlers:
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.erase_user(conn, user_id, now)
             await self._keys.erase(keyowner.SELF, user_id, conn)
+            await storage.record_confirmation(conn, user_id, keyowner.SELF, now)
             await outbox.forget(conn, str(user_id))
             await outbox.enqueue(conn, UserErased(user_id=user_id, erased_at=now))
 
@@ -227,9 +235,13 @@ class IdentityHandlers:
         if found is None:
             return None
         requested_at, confirmations = found
-        waiting = sorted(set(self._settings.erasure_confirmed_by) - set(confirmations))
+        waiting = sorted(set(ERASURE_CONFIRMERS) - set(confirmations))
+        # A key fetched before the erasure may still sit in a service's cache, at most this long.
+        caches_expire = requested_at + timedelta(seconds=self._settings.key_cache_seconds)
+        if datetime.now(UTC) < caches_expire:
+            waiting.append("key caches")
         return {"user_id": str(user_id), "requested_at": requested_at, "confirmed": confirmations,
-                "waiting_for": waiting, "complete": not waiting}
+                "key_caches_expire_at": caches_expire, "waiting_for": waiting, "complete": not waiting}
 
     async def apply_erasure_confirmed(self, conn: asyncpg.Connection, event: ErasureConfirmed, _meta: EventMeta) -> None:
         await storage.record_confirmation(conn, event.user_id, event.service, event.confirmed_at)

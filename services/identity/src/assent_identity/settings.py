@@ -26,10 +26,6 @@ class IdentitySettings(ServiceSettings):
     argon2_memory_kib: int = 19_456
     argon2_parallelism: int = 1
     policy_id: str = "privacy"
-    erasure_confirmed_by: list[str] = Field(
-        default_factory=lambda: ["consent", "mailer", "policy"],
-        description="Services that hold personal data and confirm an erasure.",
-    )
     consent_url: str = "http://127.0.0.1:8102"
     mailer_url: str = "http://127.0.0.1:8103"
     policy_url: str = "http://127.0.0.1:8104"

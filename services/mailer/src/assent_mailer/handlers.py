@@ -12,8 +12,9 @@ from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
     ConsentGranted, ConsentRevoked, DeliveryCancelled, ErasureConfirmed, PolicyUpdated, ProcessorRegistered,
-    UnsubscribeRequested, UserEmailChanged, UserErased, UserRegistered,
+    UnsubscribeRequested, UserEmailChanged, UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
 )
+from assent_shared.personal import PersonalFields, SubjectErased
 
 
 def delivery_fields(row: asyncpg.Record) -> dict:
@@ -30,14 +31,19 @@ async def announce_cancelled(conn: asyncpg.Connection, rows: list[asyncpg.Record
 
 
 class MailerHandlers:
-    def __init__(self, pool: asyncpg.Pool, settings: MailerSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, personal: PersonalFields) -> None:
         self._pool = pool
+        self._personal = personal
         self._settings = settings
         self.work_arrived = asyncio.Event()
 
-    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered, _meta: EventMeta) -> None:
+    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered | UserRegisteredV2,
+                                    _meta: EventMeta) -> None:
+        email = await self._email_of(event)
+        if email is None:
+            return
         await storage.lock_subject(conn, event.user_id)
-        if not await storage.upsert_contact(conn, event.user_id, event.email):
+        if not await storage.upsert_contact(conn, event.user_id, email):
             return
         # Transactional mail: needs no consent.
         await storage.insert_delivery(
@@ -46,10 +52,24 @@ class MailerHandlers:
         )
         await self._replan(conn, event.user_id)
 
-    async def apply_email_changed(self, conn: asyncpg.Connection, event: UserEmailChanged, _meta: EventMeta) -> None:
+    async def apply_email_changed(self, conn: asyncpg.Connection, event: UserEmailChanged | UserEmailChangedV2,
+                                  _meta: EventMeta) -> None:
+        email = await self._email_of(event)
+        if email is None:
+            return
         await storage.lock_subject(conn, event.user_id)
-        if await storage.upsert_contact(conn, event.user_id, event.email):
+        if await storage.upsert_contact(conn, event.user_id, email):
             await self._replan(conn, event.user_id)
+
+    async def _email_of(self, event: UserRegistered | UserRegisteredV2 | UserEmailChanged | UserEmailChangedV2
+                        ) -> str | None:
+        """The address, opened through the key owner; None once the user is erased (the key is gone)."""
+        if isinstance(event.email, str):  # an event of the first versions, from before fields were sealed
+            return event.email
+        try:
+            return await self._personal.open(event, "email")
+        except SubjectErased:
+            return None
 
     async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
         await storage.lock_subject(conn, event.user_id)

@@ -12,13 +12,16 @@ from assent_mailer.settings import MailerSettings
 from assent_shared import topics
 from assent_shared.bootstrap import Runtime, ServiceDefinition, create_app as create_service_app
 from assent_shared.migrate import MigrationSet
+from assent_shared.personal import KeyOwnerClient, PersonalFields
 
 
 def create_app(settings: MailerSettings | None = None) -> FastAPI:
     settings = settings or MailerSettings()
 
     async def wire(runtime: Runtime) -> MailerHandlers:
-        service = MailerHandlers(runtime.pool, settings)
+        owner = KeyOwnerClient.from_settings(settings)
+        runtime.on_stop(owner.aclose)
+        service = MailerHandlers(runtime.pool, settings, PersonalFields(owner))
         subscribers.register(runtime, service)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         metrics = MailerMetrics(runtime.metrics.registry)

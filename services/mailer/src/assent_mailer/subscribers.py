@@ -4,7 +4,8 @@ from assent_mailer.handlers import MailerHandlers
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, PolicyUpdated, UserEmailChanged, UserErased, UserRegistered,
+    ConsentGranted, ConsentRevoked, PolicyUpdated, UserEmailChanged, UserEmailChangedV2, UserErased, UserRegistered,
+    UserRegisteredV2,
 )
 from assent_shared.inbox import Handler
 
@@ -13,6 +14,8 @@ def register(runtime: Runtime, service: MailerHandlers) -> None:
     kafka.subscribe(runtime.broker, runtime.settings, topics.USERS, runtime.inbox, {
         "UserRegistered": Handler(UserRegistered, service.apply_user_registered),
         "UserEmailChanged": Handler(UserEmailChanged, service.apply_email_changed),
+        "UserRegisteredV2": Handler(UserRegisteredV2, service.apply_user_registered),
+        "UserEmailChangedV2": Handler(UserEmailChangedV2, service.apply_email_changed),
         "UserErased": Handler(UserErased, service.apply_user_erased),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.CONSENTS, runtime.inbox, {

@@ -12,7 +12,9 @@ from assent_policy import domain, storage
 from assent_policy.settings import PolicySettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
-from assent_shared.events import ErasureConfirmed, PolicyAccepted, PolicyUpdated, UserErased, UserRegistered
+from assent_shared.events import (
+    ErasureConfirmed, PolicyAccepted, PolicyUpdated, UserErased, UserRegistered, UserRegisteredV2,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +145,8 @@ class PolicyHandlers:
         async with self._pool.acquire() as conn:
             return await storage.acceptances_of(conn, user_id)
 
-    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered, _meta: EventMeta) -> None:
+    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered | UserRegisteredV2,
+                                    _meta: EventMeta) -> None:
         # The version identity stamped at signup is what the user agreed to, even if newer ones exist now.
         await self._record(conn, event.user_id, self._settings.policy_id, event.policy_version, "signup",
                            event.registered_at)

@@ -87,7 +87,9 @@ def main() -> int:
             "ASSENT_SMTP_PORT": str(args.smtp_port),
             "ASSENT_SIGNING_SECRET": _secret(state, "signing-secret"),
             "ASSENT_SIGNING_KEY_SECRET": _secret(state, "signing-key-secret"),
+            "ASSENT_DATA_KEY_SECRET": _secret(state, "data-key-secret"),
             "ASSENT_JWKS_URL": f"http://127.0.0.1:{services.SERVICES[0].port}/.well-known/jwks.json",
+            "ASSENT_KEY_OWNER_URL": f"http://127.0.0.1:{services.SERVICES[0].port}",
         }
         for spec in services.SERVICES:
             url = asyncio.run(ensure_database(admin_url, spec.database))
