@@ -1,5 +1,6 @@
 """The mailer on real PostgreSQL and Kafka, with a real SMTP sink and a local processor."""
 
+import asyncio
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -299,3 +300,35 @@ async def test_a_newsletter_title_with_a_line_break_is_refused_at_the_edge(maile
     fine = await mailer.post("/v1/newsletters", headers=mailer.admin,
                              json={"issue_id": unique("i-"), "title": "Fine", "body": "Two\nlines\tare fine"})
     assert fine.status_code == 202
+
+
+async def test_readiness_is_red_while_a_crashed_background_task_waits_to_restart(infra, new_database, sink):
+    settings = MailerSettings(**base_settings(infra, await new_database("mailer"), unique("mt-") + ".",
+                                              smtp_port=sink.port, task_restart_min_seconds=1.0))
+    app = create_app(settings)
+    async with serve(app) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        crashes = []
+
+        async def crashes_once() -> None:
+            crashes.append(1)
+            if len(crashes) == 1:
+                raise RuntimeError("a bug")
+            await asyncio.Event().wait()
+
+        app.state.runtime.spawn(crashes_once, "probe")
+        async def not_ready():
+            response = await client.get("/health/ready")
+            return response if response.status_code == 503 else None
+
+        down = await eventually(not_ready, interval=0.01)
+        assert down.json()["checks"]["background_tasks"] is False and down.json()["tasks_down"] == ["probe"]
+        metrics = (await client.get("/metrics")).text
+        assert 'background_task_crashes_total{task="probe"} 1.0' in metrics
+        assert 'background_task_up{task="dispatcher"} 1.0' in metrics
+        back = await eventually(lambda: _ready(client))
+        assert back and len(crashes) == 2
+
+
+async def _ready(client) -> bool:
+    return (await client.get("/health/ready")).status_code == 200

@@ -1,7 +1,7 @@
 """The composition root every service shares: one lifespan wires database, Kafka, outbox and HTTP."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,7 @@ from assent_shared.observability import Observe
 from assent_shared.outbox import OutboxRelay
 from assent_shared.problems import install_problem_handlers, problem_response
 from assent_shared.settings import ServiceSettings
+from assent_shared.supervise import Run, Supervisor
 from assent_shared.topics import TopicSpec, dead_letter_topic
 
 log = structlog.get_logger(__name__)
@@ -42,11 +43,13 @@ class Runtime:
     inbox: Inbox
     verifier: TokenVerifier
     tracer: trace.Tracer
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    supervisor: Supervisor
     stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        self.tasks.append(asyncio.create_task(coro, name=name))
+    def spawn(self, run: Run, name: str) -> None:
+        """Run a background task under supervision: restarted after a crash, readiness red meanwhile.
+        `run` makes the coroutine (`dispatcher.run`, `lambda: metrics.observe(pool)`)."""
+        self.supervisor.start(name, run)
 
     def on_stop(self, stop: Callable[[], Awaitable[None]]) -> None:
         """Run `stop` at shutdown, after background tasks have ended."""
@@ -88,16 +91,18 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
             inbox=Inbox(pool, metrics, kafka.dead_letterer(settings, producer), tracer=tracer),
             verifier=TokenVerifier(settings.jwks_url, settings.jwt_issuer),
             tracer=tracer,
+            supervisor=Supervisor(metrics.registry, settings.task_restart_min_seconds,
+                                  settings.task_restart_max_seconds),
         )
         app.state.runtime = runtime
         app.state.service = await definition.wire(runtime)
         await broker.start()
         lag = LagMonitor(settings.kafka_bootstrap_servers, settings.group_id, metrics.registry,
                          settings.lag_poll_seconds)
-        runtime.spawn(lag.run(), "consumer-lag")
+        runtime.spawn(lag.run, "consumer-lag")
         relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds,
                             settings.outbox_keep_published_seconds)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay") if settings.relay_enabled else None
+        relay_task = runtime.supervisor.start("outbox-relay", relay.run) if settings.relay_enabled else None
         log.info("service started", topics_prefix=settings.topic_prefix or None)
         try:
             yield
@@ -109,9 +114,7 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
                     await asyncio.wait_for(relay_task, timeout=15)
                 except TimeoutError:
                     log.warning("outbox relay did not finish its batch in time")
-            for task in runtime.tasks:
-                task.cancel()
-            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await runtime.supervisor.stop()
             for stop in runtime.stoppers:
                 await stop()
             await producer.stop()
@@ -141,8 +144,11 @@ def _health_router() -> APIRouter:
     @router.get("/health/ready", responses={503: {"description": "Database or Kafka not reachable"}})
     async def ready(request: Request) -> Response:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-        checks = {"database": False, "kafka": False}
+        checks = {"database": False, "kafka": False, "background_tasks": False}
+        down: list[str] = []
         if runtime is not None:
+            down = runtime.supervisor.down()
+            checks["background_tasks"] = not down
             try:
                 async with asyncio.timeout(2):
                     checks["database"] = await runtime.pool.fetchval("SELECT 1") == 1
@@ -151,7 +157,7 @@ def _health_router() -> APIRouter:
             checks["kafka"] = await runtime.broker.ping(timeout=2)
         if all(checks.values()):
             return Response('{"status":"ready"}', media_type="application/json")
-        return problem_response(503, "Not ready", checks=checks)
+        return problem_response(503, "Not ready", checks=checks, tasks_down=down)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

@@ -58,6 +58,8 @@ class ServiceSettings(BaseSettings):
         description="How long a fetched data key stays in memory: after an erasure no service opens its fields past this.",
     )
     key_cache_entries: int = Field(default=10_000, ge=1, description="Most data keys kept in memory.")
+    task_restart_min_seconds: float = Field(default=1.0, gt=0, description="First pause before a crashed background task restarts.")
+    task_restart_max_seconds: float = Field(default=60.0, gt=0, description="Longest pause; it doubles per crash up to this.")
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
 

@@ -20,7 +20,8 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     async def wire(runtime: Runtime) -> IdentityHandlers:
         keys = DataKeys(runtime.pool, settings.data_key_secret, settings.key_clients)
         app.state.data_keys = keys
-        runtime.spawn(keys.prune_audit(settings.key_audit_keep_seconds, every_seconds=3600), "key-audit-pruning")
+        runtime.spawn(lambda: keys.prune_audit(settings.key_audit_keep_seconds, every_seconds=3600),
+                      "key-audit-pruning")
         service = IdentityHandlers(runtime.pool, settings, keys)
         subscribers.register(runtime, service)
         client = httpx.AsyncClient(timeout=10)

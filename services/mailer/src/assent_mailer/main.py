@@ -28,8 +28,8 @@ def create_app(settings: MailerSettings | None = None) -> FastAPI:
         smtp = Smtp(settings)
         runtime.on_stop(smtp.close)
         dispatcher = Dispatcher(runtime.pool, settings, service, smtp, Webhooks(client), runtime.tracer, metrics)
-        runtime.spawn(dispatcher.run(), "dispatcher")
-        runtime.spawn(metrics.observe(runtime.pool), "mailer-metrics")
+        runtime.spawn(dispatcher.run, "dispatcher")
+        runtime.spawn(lambda: metrics.observe(runtime.pool), "mailer-metrics")
         runtime.on_stop(client.aclose)
         return service
 

@@ -17,7 +17,7 @@ def create_app(settings: PolicySettings | None = None) -> FastAPI:
         service = PolicyHandlers(runtime.pool, settings)
         await service.seed()
         subscribers.register(runtime, service)
-        runtime.spawn(service.run_scheduler(), "policy-scheduler")
+        runtime.spawn(service.run_scheduler, "policy-scheduler")
         return service
 
     return create_service_app(ServiceDefinition(

@@ -23,7 +23,7 @@ def create_app(settings: TelemetrySettings | None = None, *, clock: Clock = _utc
     async def wire(runtime: Runtime) -> TelemetryHandlers:
         service = TelemetryHandlers(runtime, settings, NetworkLookup(settings.asn_database), clock)
         subscribers.register(runtime, settings, service)
-        runtime.spawn(service.maintain_forever(), "telemetry-maintenance")
+        runtime.spawn(service.maintain_forever, "telemetry-maintenance")
         return service
 
     return create_service_app(ServiceDefinition(
