@@ -17,6 +17,9 @@ INIT_SQL = ROOT / "deploy" / "compose" / "postgres-init.sql"
 
 PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105}
 SERVICES = sorted(PORTS)
+# The web front end: built and checked like a service, but it has no database and no Kafka.
+PORTS["site"] = 8100
+BUILT = sorted(PORTS)
 SMTP_SINKS = ("mailpit", "smtp", "mailhog")
 
 
@@ -209,7 +212,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
 # ---------------------------------------------------------------- compose: the five services
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", BUILT)
 def test_service_is_built_from_its_dockerfile(compose: dict, name: str) -> None:
     service = compose["services"].get(name)
     assert service, f"no {name} service in docker-compose.yml"
@@ -242,7 +245,7 @@ def test_service_environment(compose: dict, name: str) -> None:
         assert env.get("ASSENT_SMTP_PORT") == "1025"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", BUILT)
 def test_service_healthcheck_and_ports(compose: dict, name: str) -> None:
     service = compose["services"][name]
     port = str(PORTS[name])
@@ -266,7 +269,7 @@ def test_service_waits_for_healthy_kafka_and_postgres(compose: dict, name: str) 
 # ---------------------------------------------------------------- Dockerfiles
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", BUILT)
 def test_dockerfile(name: str) -> None:
     path = ROOT / "services" / name / "Dockerfile"
     assert path.is_file(), f"{path} is missing"
@@ -305,3 +308,14 @@ def test_dockerfile(name: str) -> None:
     assert f"--package assent-{name}" in runs and "--frozen" in runs and "--no-dev" in runs, (
         f"{name}: the build must install assent-{name} from the frozen lock without dev dependencies"
     )
+
+
+def test_site_calls_the_services_by_their_compose_names(compose: dict) -> None:
+    env = environment_of(compose["services"]["site"])
+    assert "DATABASE_URL" not in env and "KAFKA_BOOTSTRAP_SERVERS" not in env, "the Site holds no data of its own"
+    for name in SERVICES:
+        assert env.get(f"ASSENT_{name.upper()}_URL") == f"http://{name}:{PORTS[name]}"
+    assert "${ASSENT_SESSION_SECRET" in env.get("ASSENT_SESSION_SECRET", "")
+    assert len(interpolated_default(env["ASSENT_SESSION_SECRET"])) >= 32
+    sites = environment_of(compose["services"]["telemetry"]).get("ASSENT_SITES", "")
+    assert env["ASSENT_SITE_URL"] in sites, "telemetry must take the Site's hits"

@@ -36,6 +36,9 @@ SECRETS_EXAMPLE = BASE / "secrets.example.yaml"
 
 PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105}
 SERVICES = sorted(PORTS)
+# The web front end: deployed like a service, but without a database or Kafka of its own.
+SITE_PORT = 8100
+WORKLOADS = sorted([*SERVICES, "site"])
 UID = 10001
 DLQ_RETENTION_MS = 14 * 24 * 3600 * 1000
 # Oldest Kubernetes the manifests promise to work with, and the newest the schemas know.
@@ -318,7 +321,7 @@ def test_secrets_are_not_part_of_any_build():
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_service_has_all_its_objects(build, service):
     objs = objects(build)
     for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"):
@@ -333,10 +336,10 @@ def test_service_has_all_its_objects(build, service):
     svc = objs[("Service", service)]
     assert all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
     [port] = svc["spec"]["ports"]
-    assert port["port"] == PORTS[service]
+    assert port["port"] == {**PORTS, "site": SITE_PORT}[service]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert named[port["targetPort"]] == PORTS[service]
+    assert named[port["targetPort"]] == port["port"]
 
     pdb = objs[("PodDisruptionBudget", service)]
     assert selects(pdb["spec"]["selector"], pod_labels)
@@ -347,7 +350,7 @@ def test_service_has_all_its_objects(build, service):
     assert selects(policy["spec"]["podSelector"], pod_labels)
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_deployment_runs_the_image_and_command_of_its_dockerfile(service):
     [container] = objects("base")[("Deployment", service)]["spec"]["template"]["spec"]["containers"]
     name, tag, _ = split_image(container["image"])
@@ -358,11 +361,11 @@ def test_deployment_runs_the_image_and_command_of_its_dockerfile(service):
     command = container["command"]
     # The same server, app and port as the image; Kubernetes adds the graceful-shutdown timeout.
     assert command[: len(dockerfile_cmd)] == dockerfile_cmd
-    assert str(PORTS[service]) in dockerfile_cmd
+    assert str({**PORTS, "site": SITE_PORT}[service]) in dockerfile_cmd
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_probes_resources_and_graceful_shutdown(build, service):
     spec = objects(build)[("Deployment", service)]["spec"]["template"]["spec"]
     [container] = spec["containers"]
@@ -373,7 +376,7 @@ def test_probes_resources_and_graceful_shutdown(build, service):
     assert paths == {"startupProbe": "/health/live", "livenessProbe": "/health/live",
                      "readinessProbe": "/health/ready"}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"]["port"] in ("http", PORTS[service])
+        assert container[probe]["httpGet"]["port"] in ("http", {**PORTS, "site": SITE_PORT}[service])
     # The startup probe, not the liveness probe, waits for migrations.
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
@@ -415,7 +418,7 @@ def test_every_pod_runs_non_root_with_a_read_only_root(build):
             assert sc["seccompProfile"]["type"] == "RuntimeDefault", where
             tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
             assert tmp and "emptyDir" in mounts_by_volume[tmp[0]["name"]], f"{where}: /tmp must be an emptyDir"
-        if doc["metadata"]["name"] in PORTS:
+        if doc["metadata"]["name"] in WORKLOADS:
             assert spec["securityContext"]["runAsUser"] == UID
             assert all(c["securityContext"]["runAsUser"] == UID for c in containers(doc))
 
@@ -571,13 +574,14 @@ def test_network_policies(build):
         assert prometheus, f"{service}: Prometheus cannot scrape /metrics"
         assert not [s for s in sources if "ipBlock" in s], f"{service}: ingress by ipBlock"
         peers = [s for s in sources if "namespaceSelector" not in s]
+        callers = [p["podSelector"]["matchLabels"].get("app.kubernetes.io/name") for p in peers]
         if service == "identity":
             assert peers and all(p["podSelector"]["matchLabels"]["app.kubernetes.io/part-of"] == "assent" for p in peers)
         elif service in EXPORTED_BY_IDENTITY:
-            # identity gathers a user's data from them for the export, and is their only caller.
-            assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in peers] == ["identity"]
+            # identity gathers a user's data from them for the export; the Site calls their public APIs.
+            assert callers == ["identity", "site"]
         else:
-            assert not peers, f"{service}: called by no other service"
+            assert callers == ["site"], f"{service}: called by the Site only"
 
         # Out: its database, identity's JWKS, and (the mailer alone) SMTP and HTTPS.
         [database] = _rules_to(policy, 5432)
@@ -603,6 +607,38 @@ def test_network_policies(build):
 
 
 EXPORTED_BY_IDENTITY = ("consent", "mailer", "policy")
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+def test_the_site_reaches_the_services_apis_and_nothing_else(build):
+    objs = objects(build)
+    policy = objs[("NetworkPolicy", "site")]
+    for rule in _rules_from(policy):
+        assert [p["port"] for p in rule["ports"]] == [SITE_PORT]
+        assert all("namespaceSelector" in s for s in rule["from"]), "only the ingress controller and Prometheus"
+    called = {}
+    for rule in policy["spec"]["egress"]:
+        [peer] = rule["to"]
+        [port] = rule["ports"]
+        called[peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]] = port["port"]
+    assert called == PORTS, "the Site talks to the five services' HTTP APIs only: no database, nothing outside"
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+def test_the_site_takes_its_secrets_from_secret_references(build):
+    [container] = objects(build)[("Deployment", "site")]["spec"]["template"]["spec"]["containers"]
+    env = env_of(container)
+    for var, secret in (("ASSENT_SESSION_SECRET", "assent-site"), ("ASSENT_SITE_ADMIN_PASSWORD_HASH", "assent-site"),
+                        ("ASSENT_ADMIN_TOKEN", "assent-admin")):
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": var}
+    assert "DATABASE_URL" not in env
+    from assent_site.settings import SiteSettings
+
+    accepted = {f"ASSENT_{name.upper()}" for name in SiteSettings.model_fields} | {
+        "ASSENT_ENV", "ASSENT_SITE_ADMIN_PASSWORD_HASH"}
+    given = set(configmap_data(build, "assent-site")) | set(env)
+    assert given <= accepted, f"the Site does not read {sorted(given - accepted)}"
+    assert configmap_data(build, "assent-site")["ASSENT_SITE_URL"].startswith("https://")
 
 
 # ------------------------------------------------------------------ Kafka topics

@@ -1,4 +1,4 @@
-"""The running system for end-to-end tests: the five services as processes on the run's Kafka and PostgreSQL."""
+"""The running system for end-to-end tests: the five services and the Site as processes on the run's Kafka and PostgreSQL."""
 
 import os
 import signal
@@ -9,12 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from assent_shared.devstack import services
 from assent_shared.devstack.smtp_sink import SmtpSink
 from assent_shared.testing.helpers import free_port, unique
 
 ADMIN_TOKEN = "e2e-admin-token-" + "x" * 32
+CONSOLE_PASSWORD = "e2e-console-password"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,7 +43,7 @@ class System:
         return httpx.AsyncClient(base_url=self.urls[service], timeout=10)
 
     def start(self, name: str, **overrides: str) -> None:
-        spec = next(s for s in services.SERVICES if s.name == name)
+        spec = next(s for s in (*services.SERVICES, services.SITE) if s.name == name)
         port = int(self.urls[name].rsplit(":", 1)[1])
         log = self.logs / f"{name}.log"
         process = services.start_service(spec, port, {**self.envs[name], **overrides}, log)
@@ -73,7 +75,7 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("e2e")
     sink = SmtpSink(root / "mail", free_port()).start()
     system = System(kafka=infra.kafka_bootstrap, prefix=unique("e2e-") + ".", sink=sink, logs=root / "logs")
-    for spec in services.SERVICES:
+    for spec in (*services.SERVICES, services.SITE):
         system.urls[spec.name] = f"http://127.0.0.1:{free_port()}"
     common = {
         "ASSENT_ENV": "test",
@@ -98,6 +100,8 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_CONSENT_URL": system.urls["consent"],
         "ASSENT_MAILER_URL": system.urls["mailer"],
         "ASSENT_POLICY_URL": system.urls["policy"],
+        "ASSENT_SITE_URL": system.urls["site"],
+        "ASSENT_SITES": services.telemetry_sites(system.urls["site"]),
     }
     for spec in services.SERVICES:
         url = asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))
@@ -110,6 +114,12 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         for spec in services.SERVICES:
             services.wait_ready(system.urls[spec.name], system.processes[spec.name], 120,
                                 system.logs / f"{spec.name}.log")
+        system.envs["site"] = {
+            **common, **services.site_env({s.name: system.urls[s.name] for s in services.SERVICES},
+                                          system.urls["site"]),
+            "ASSENT_SITE_ADMIN_PASSWORD_HASH": PasswordHasher().hash(CONSOLE_PASSWORD),
+        }
+        system.start("site")
         yield system
     finally:
         services.stop_all(list(system.processes.values()))
@@ -140,3 +150,48 @@ async def acceptances(policy: httpx.AsyncClient, user_id: str, headers: dict[str
     """The user's policy acceptances, or None while policy does not answer 200."""
     response = await policy.get(f"/v1/users/{user_id}/acceptances", headers=headers)
     return response.json() if response.status_code == 200 else None
+
+
+# ------------------------------------------------------------------ the browser (Debian's chromium)
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def ensure_chromium() -> str:
+    """Debian's chromium, installed when missing: no browser build can be downloaded here."""
+    if not CHROMIUM.exists():
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=ensure_chromium())
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def visitor(browser, system):
+    """A fresh browser profile (no cookies) on the Site."""
+    context = await browser.new_context(base_url=system.urls["site"])
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+async def screenshot(page, name: str) -> Path:
+    """Pictures of the pages for a person to look at: var/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path

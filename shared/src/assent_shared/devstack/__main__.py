@@ -39,6 +39,13 @@ def _secret(state: Path, name: str) -> str:
     return path.read_text().strip()
 
 
+def _console_password_hash(state: Path) -> str:
+    """The Site console's password for `make run`: kept in var/secrets, only its hash reaches the Site."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(_secret(state, "site-admin-password"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="assent-devstack", description=__doc__)
     parser.add_argument("--state", type=Path, default=Path("var"), help="folder for data and logs (kept between runs)")
@@ -91,6 +98,8 @@ def main() -> int:
             "ASSENT_JWKS_URL": f"http://127.0.0.1:{services.SERVICES[0].port}/.well-known/jwks.json",
             "ASSENT_KEY_OWNER_URL": f"http://127.0.0.1:{services.SERVICES[0].port}",
         }
+        site_url = f"http://127.0.0.1:{services.SITE.port}"
+        common["ASSENT_SITES"] = services.telemetry_sites(site_url)
         for spec in services.SERVICES:
             url = asyncio.run(ensure_database(admin_url, spec.database))
             env = {**common, "DATABASE_URL": url, "PORT": str(spec.port)}
@@ -98,6 +107,12 @@ def main() -> int:
             processes.append((spec, services.start_service(spec, spec.port, env, log), log))
         for spec, process, log in processes:
             services.wait_ready(f"http://127.0.0.1:{spec.port}", process, 120, log)
+        urls = {spec.name: f"http://127.0.0.1:{spec.port}" for spec in services.SERVICES}
+        site_env = {**common, **services.site_env(urls, site_url), "ASSENT_SESSION_SECRET": _secret(state, "site-session"),
+                    "ASSENT_SITE_ADMIN_PASSWORD_HASH": _console_password_hash(state)}
+        log = state / "logs" / "site.log"
+        processes.append((services.SITE, services.start_service(services.SITE, services.SITE.port, site_env, log), log))
+        services.wait_ready(site_url, processes[-1][1], 60, log)
         _print_banner(kafka, admin_url, mail, token, state)
         while all(p.poll() is None for _, p, _ in processes):
             time.sleep(1)
@@ -121,6 +136,8 @@ def main() -> int:
 
 def _print_banner(kafka: str, admin_url: str, mail: Path, token: str, state: Path) -> None:
     print("\nAssent is running:", flush=True)
+    print(f"  site       http://127.0.0.1:{services.SITE.port}/   (console: /admin, password in "
+          f"{state / 'secrets' / 'site-admin-password'})")
     for spec in services.SERVICES:
         print(f"  {spec.name:<10} http://127.0.0.1:{spec.port}   (docs: /docs)")
     print(f"  kafka      {kafka}")

@@ -1,5 +1,6 @@
-"""The five services as processes: how each starts and how to tell it is ready."""
+"""The five services and the Site as processes: how each starts and how to tell it is ready."""
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,18 @@ SERVICES = (
     ServiceSpec("policy", 8104, "assent_policy.main:create_app"),
     ServiceSpec("telemetry", 8105, "assent_telemetry.main:create_app"),
 )
+# The web front end: no database, no Kafka; it starts once the services it calls are ready.
+SITE = ServiceSpec("site", 8100, "assent_site.main:create_app")
+
+
+def site_env(urls: dict[str, str], site_url: str) -> dict[str, str]:
+    """What the Site needs to find the services, and what telemetry needs to take the Site's hits."""
+    env = {f"ASSENT_{name.upper()}_URL": url for name, url in urls.items()}
+    return {**env, "ASSENT_SITE_URL": site_url}
+
+
+def telemetry_sites(site_url: str) -> str:
+    return json.dumps({"site": [site_url, site_url.replace("127.0.0.1", "localhost")]})
 
 
 def start_service(spec: ServiceSpec, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:

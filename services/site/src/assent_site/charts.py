@@ -1,0 +1,57 @@
+"""The console's telemetry charts: server-side SVG with pygal, from telemetry's admin statistics per day."""
+
+from dataclasses import dataclass
+from datetime import date
+
+import pygal
+from pygal.style import CleanStyle
+
+DIMENSIONS = {"page": "Pages", "browser": "Browsers", "os": "Operating systems", "device_type": "Devices",
+              "isp": "Networks (ISP)"}
+CHARTS = {"visits": "Visits", **DIMENSIONS}
+_TOP = 5
+
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    stats: dict
+
+
+def _chart(kind: type, title: str, days: list[Day]) -> pygal.Graph:
+    chart = kind(js=[], disable_xml_declaration=True, no_prefix=True, style=CleanStyle, width=760, height=340,
+                 title=title, x_label_rotation=30, show_minor_x_labels=True, legend_at_bottom=True,
+                 print_values=False, include_x_axis=True)
+    chart.x_labels = [d.day.strftime("%d %b") for d in days]
+    return chart
+
+
+def visits(days: list[Day]) -> str:
+    chart = _chart(pygal.Line, "Page views and visitors per day", days)
+    chart.add("Page views", [d.stats.get("pageviews", 0) for d in days])
+    chart.add("Visitors", [d.stats.get("visitors", 0) for d in days])
+    chart.add("Bots", [d.stats.get("bots", 0) for d in days])
+    return chart.render()
+
+
+def breakdown(dimension: str, days: list[Day]) -> str:
+    """The most viewed values of a dimension over the range, as stacked bars per day."""
+    totals: dict[str, int] = {}
+    for d in days:
+        for group in d.stats.get("breakdowns", {}).get(dimension, []):
+            totals[group["value"]] = totals.get(group["value"], 0) + group["hits"]
+    top = sorted(totals, key=lambda v: (-totals[v], v))[:_TOP]
+    chart = _chart(pygal.StackedBar, f"{DIMENSIONS[dimension]}: page views per day", days)
+    for value in top:
+        per_day = []
+        for d in days:
+            groups = {g["value"]: g["hits"] for g in d.stats.get("breakdowns", {}).get(dimension, [])}
+            per_day.append(groups.get(value, 0))
+        chart.add(value[:40], per_day)
+    if not top:
+        chart.add("no data", [0 for _ in days])
+    return chart.render()
+
+
+def render(name: str, days: list[Day]) -> str:
+    return visits(days) if name == "visits" else breakdown(name, days)

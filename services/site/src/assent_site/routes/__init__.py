@@ -1,0 +1,1 @@
+"""The Site's pages, one module per area: public, account, my data, cookies, admin console."""

@@ -1,0 +1,77 @@
+"""Pure parts of the Site: sealed cookies, CSRF tokens, the consent table, Markdown, settings."""
+
+import pytest
+
+from assent_site.rendering import diff_lines, markdown
+from assent_site.routes.admin import _parse_data_use
+from assent_site.routes.mydata import consent_rows
+from assent_site.sealing import CsrfTokens, Sealer
+from assent_site.settings import SiteSettings
+from assent_site.web import local_path
+
+SECRET = "unit-test-secret-" + "s" * 32
+
+
+def test_a_sealed_cookie_opens_only_with_its_secret_and_unaltered():
+    sealed = Sealer(SECRET).seal({"uid": "u1", "access": "token"})
+    assert "token" not in sealed and "u1" not in sealed
+    assert Sealer(SECRET).open(sealed, 60) == {"uid": "u1", "access": "token"}
+    assert Sealer("another-secret-" + "x" * 32).open(sealed, 60) is None
+    assert Sealer(SECRET).open(sealed[:-4] + "AAAA", 60) is None
+    assert Sealer(SECRET).open("", 60) is None
+
+
+def test_a_csrf_token_belongs_to_one_session_and_expires():
+    tokens = CsrfTokens(SECRET, max_age_seconds=100)
+    token = tokens.issue("user:abc", now=1000)
+    assert tokens.valid(token, "user:abc", now=1050)
+    assert not tokens.valid(token, "user:other", now=1050)
+    assert not tokens.valid(token, "user:abc", now=1101)
+    assert not tokens.valid(token.replace(token[-3:], "xyz"), "user:abc", now=1050)
+    assert not tokens.valid("", "anonymous") and not tokens.valid("abc.def", "anonymous")
+
+
+def test_consent_rows_follow_the_data_use_map_then_add_what_else_the_person_holds():
+    data_use = [{"purpose": "newsletter", "processor": "first_party", "data": ["email"]},
+                {"purpose": "surveys", "processor": "acme", "data": ["email", "name"]}]
+    states = [{"purpose": "newsletter", "recipient": "first_party", "granted": True, "event_id": "e1"},
+              {"purpose": "analytics_cookies", "recipient": "first_party", "granted": False, "event_id": "e2"}]
+    rows = consent_rows(data_use, states)
+    assert [(r["purpose"], r["recipient"], r["declared"]) for r in rows] == [
+        ("newsletter", "first_party", True), ("surveys", "acme", True), ("analytics_cookies", "first_party", False)]
+    assert rows[0]["state"]["granted"] is True and rows[1]["state"] is None
+
+
+def test_the_data_use_map_as_typed_in_the_console():
+    assert _parse_data_use("newsletter first_party email\n\nsurveys acme email,name\nads acme") == [
+        {"purpose": "newsletter", "processor": "first_party", "data": ["email"]},
+        {"purpose": "surveys", "processor": "acme", "data": ["email", "name"]},
+        {"purpose": "ads", "processor": "acme", "data": []}]
+    with pytest.raises(ValueError, match="Line 1"):
+        _parse_data_use("Newsletter!")
+
+
+def test_policy_markdown_never_passes_raw_html():
+    html = markdown("# Title\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1))")
+    assert "<h1>Title</h1>" in html
+    assert "<script>" not in html and 'href="javascript' not in html
+
+
+def test_diff_lines_name_each_kind():
+    assert diff_lines("--- a\n+++ b\n@@ -1 +1 @@\n-old\n+new\n same") == [
+        ("hunk", "@@ -1 +1 @@"), ("remove", "-old"), ("add", "+new"), ("same", " same")]
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\\evil", "", None, "relative"])
+def test_next_never_leaves_the_site(target):
+    assert local_path(target) == "/"
+
+
+def test_production_refuses_the_development_secret_and_plain_http(monkeypatch):
+    monkeypatch.setenv("ASSENT_ENV", "production")
+    with pytest.raises(ValueError, match="SESSION_SECRET"):
+        SiteSettings(site_url="https://www.example")
+    with pytest.raises(ValueError, match="https"):
+        SiteSettings(session_secret="p" * 40, site_url="http://www.example")
+    ok = SiteSettings(session_secret="p" * 40, site_url="https://www.example/")
+    assert ok.secure_cookies and ok.origin == "https://www.example"
