@@ -1,5 +1,6 @@
 """Issue 3's first flow on the running system: register -> consent grant -> welcome mail."""
 
+from assent_shared.devstack import services
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.topics import read_topic
 
@@ -38,7 +39,7 @@ async def test_opting_out_at_signup_sends_welcome_but_grants_nothing(system):
 
 
 async def test_every_service_answers_health_metrics_and_openapi(system):
-    for name in system.urls:
+    for name in (spec.name for spec in services.SERVICES):
         async with system.client(name) as client:
             assert (await client.get("/health/live")).status_code == 200
             assert (await client.get("/health/ready")).json()["status"] == "ready"

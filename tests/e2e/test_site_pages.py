@@ -27,3 +27,10 @@ async def test_every_answer_carries_a_content_security_policy_and_no_cookie(syst
     assert system.urls["telemetry"] in csp  # the one-tag script's origin, and nothing else foreign
     assert "set-cookie" not in response.headers
     assert f'src="{system.urls["telemetry"]}/v1/script.js"' in response.text
+
+
+async def test_the_site_answers_health_and_metrics(system):
+    async with httpx.AsyncClient(base_url=system.urls["site"]) as site:
+        assert (await site.get("/health/live")).json() == {"status": "ok"}
+        assert (await site.get("/health/ready")).json() == {"status": "ready"}
+        assert "http_requests_total" in (await site.get("/metrics")).text

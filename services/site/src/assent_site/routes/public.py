@@ -68,4 +68,4 @@ async def live() -> dict[str, str]:
 @router.get("/health/ready", include_in_schema=True)
 async def ready() -> dict[str, str]:
     # The Site holds no state of its own: it is ready when it runs; pages say when a service is down.
-    return {"status": "ok"}
+    return {"status": "ready"}
