@@ -75,3 +75,17 @@ def test_production_refuses_the_development_secret_and_plain_http(monkeypatch):
         SiteSettings(session_secret="p" * 40, site_url="http://www.example")
     ok = SiteSettings(session_secret="p" * 40, site_url="https://www.example/")
     assert ok.secure_cookies and ok.origin == "https://www.example"
+
+
+def test_charts_are_svg_with_one_series_per_top_value():
+    from datetime import date
+
+    from assent_site import charts
+
+    days = [charts.Day(date(2026, 12, 1), {"pageviews": 3, "visitors": 2, "bots": 1,
+                                           "breakdowns": {"browser": [{"value": "Chrome", "hits": 3, "visitors": 2}]}}),
+            charts.Day(date(2026, 12, 2), {})]
+    visits = charts.render("visits", days)
+    assert visits.startswith("<svg") and "Page views" in visits and "01 Dec" in visits
+    browsers = charts.render("browser", days)
+    assert "Chrome" in browsers and "<svg" in browsers

@@ -1,10 +1,15 @@
 """The console's telemetry charts: server-side SVG with pygal, from telemetry's admin statistics per day."""
 
+import sys
 from dataclasses import dataclass
 from datetime import date
 
 import pygal
 from pygal.style import CleanStyle
+
+# pygal appends a legacy import hook (no find_spec) to sys.meta_path for its map plugins, which
+# the Site does not use; importers that ask every hook for find_spec (pytest's importlib mode) fail on it.
+sys.meta_path[:] = [hook for hook in sys.meta_path if type(hook).__name__ != "PluginImportFixer"]
 
 DIMENSIONS = {"page": "Pages", "browser": "Browsers", "os": "Operating systems", "device_type": "Devices",
               "isp": "Networks (ISP)"}
