@@ -35,9 +35,9 @@ class Unsendable(Exception):
 
 
 class Bounced(Exception):
-    def __init__(self, email_hash: bytes) -> None:
-        super().__init__("hard bounce")
-        self.email_hash = email_hash
+    def __init__(self, email: str) -> None:
+        super().__init__("hard bounce")  # the address stays out of the message: it may be logged
+        self.email = email
 
 
 class Dispatcher:
@@ -97,7 +97,7 @@ class Dispatcher:
     async def _prepare_email(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
         email = await storage.email_of(conn, row["subject_id"])
         s = self._settings
-        if email is None or await storage.is_suppressed(conn, domain.email_hash(s.signing_secret, email)):
+        if email is None or await self._handlers.is_suppressed(conn, email):
             return None
         if row["kind"] == "newsletter":
             consent = await storage.consent_of(conn, row["subject_id"], "newsletter", domain.FIRST_PARTY)
@@ -116,7 +116,7 @@ class Dispatcher:
             try:
                 await self._smtp.send(message)
             except HardBounce:
-                raise Bounced(domain.email_hash(s.signing_secret, email)) from None
+                raise Bounced(email) from None
 
         return send
 
@@ -170,7 +170,7 @@ class Dispatcher:
             ))
             return
         if isinstance(outcome, Bounced):
-            await storage.suppress(conn, outcome.email_hash, "hard bounce")
+            await self._handlers.suppress_address(conn, outcome.email, "hard bounce")
             await storage.mark_status(conn, row["delivery_id"], "bounced")
             await outbox.enqueue(conn, EmailBounced(**delivery_fields(row)))
             return

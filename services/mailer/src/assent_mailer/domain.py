@@ -95,6 +95,40 @@ def retry_delay(attempts: int, base: float, cap: float, rng: random.Random | Non
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def email_hash(secret: str, email: str) -> bytes:
-    """A keyed hash: enough to recognise a suppressed address, useless to anyone without the key."""
-    return hmac.new(secret.encode(), email.strip().lower().encode(), hashlib.sha256).digest()
+LEGACY_KEY_ID = "legacy"
+
+
+@dataclass(frozen=True)
+class AddressHash:
+    key_id: str
+    digest: bytes
+
+
+class SuppressionKeys:
+    """HMAC-SHA256 keys of suppression hashes, apart from every other secret. New hashes use the
+    current key; a lookup tries every live key, so rotating never un-suppresses anyone."""
+
+    def __init__(self, keys: dict[str, str], current: str) -> None:
+        if current not in keys:
+            raise ValueError(f"the current suppression key {current!r} is not among the configured keys")
+        self._keys = {key_id: secret.encode() for key_id, secret in keys.items()}
+        self.current_id = current
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    def with_legacy(self, secret: str) -> "SuppressionKeys":
+        """Also look up hashes made before keys had ids (under the unsubscribe secret)."""
+        keys = {k: v.decode() for k, v in self._keys.items()} | {LEGACY_KEY_ID: secret}
+        return SuppressionKeys(keys, self.current_id)
+
+    def _hash(self, key_id: str, email: str) -> AddressHash:
+        normalized = email.strip().lower().encode()
+        return AddressHash(key_id, hmac.new(self._keys[key_id], normalized, hashlib.sha256).digest())
+
+    def current(self, email: str) -> AddressHash:
+        return self._hash(self.current_id, email)
+
+    def every(self, email: str) -> list[AddressHash]:
+        return [self._hash(key_id, email) for key_id in sorted(self._keys)]

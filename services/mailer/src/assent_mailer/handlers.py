@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
+import structlog
 
 from assent_mailer import domain, messages, storage
 from assent_mailer.settings import MailerSettings
@@ -15,6 +16,8 @@ from assent_shared.events import (
     UnsubscribeRequested, UserEmailChanged, UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
 )
 from assent_shared.personal import PersonalFields, SubjectErased
+
+log = structlog.get_logger(__name__)
 
 
 def delivery_fields(row: asyncpg.Record) -> dict:
@@ -31,9 +34,11 @@ async def announce_cancelled(conn: asyncpg.Connection, rows: list[asyncpg.Record
 
 
 class MailerHandlers:
-    def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, personal: PersonalFields) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, personal: PersonalFields,
+                 suppressions: domain.SuppressionKeys) -> None:
         self._pool = pool
         self._personal = personal
+        self._suppressions = suppressions
         self._settings = settings
         self.work_arrived = asyncio.Event()
 
@@ -71,8 +76,37 @@ class MailerHandlers:
         except SubjectErased:
             return None
 
+    async def is_suppressed(self, conn: asyncpg.Connection, email: str) -> bool:
+        """Looked up under every live key; a hash under an older key moves to the current one, so
+        an old key can be retired once no hash is left under it."""
+        found = await storage.suppression_of(conn, self._suppressions.every(email))
+        if found is None:
+            return False
+        if found["key_id"] != self._suppressions.current_id:
+            await storage.suppress(conn, self._suppressions.current(email), found["reason"])
+            await storage.forget_suppression(conn, [domain.AddressHash(found["key_id"], found["email_hash"])])
+        return True
+
+    async def suppress_address(self, conn: asyncpg.Connection, email: str, reason: str) -> None:
+        await storage.suppress(conn, self._suppressions.current(email), reason)
+
+    async def prune_suppressions(self, every_seconds: float) -> None:
+        """Suppression hashes not seen for `suppression_keep_seconds` are deleted (runs until cancelled)."""
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    pruned = await storage.prune_suppressions(conn, self._settings.suppression_keep_seconds)
+                if pruned:
+                    log.info("suppressions pruned", rows=pruned)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("suppression pruning failed", error=type(exc).__name__)
+            await asyncio.sleep(every_seconds)
+
     async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
         await storage.lock_subject(conn, event.user_id)
+        email = await storage.email_of(conn, event.user_id)
+        if email is not None:  # erasure takes the address's suppression hashes too
+            await storage.forget_suppression(conn, self._suppressions.every(email))
         await storage.erase_contact(conn, event.user_id)
         await announce_cancelled(conn, await storage.cancel_all_pending(conn, event.user_id))
         # Withdrawing every consent lets the plan tell each processor that already has data to delete it.

@@ -3,9 +3,10 @@
 import httpx
 from fastapi import FastAPI
 
-from assent_mailer import api, subscribers
+from assent_mailer import api, storage, subscribers
 from assent_mailer.channels import Smtp, Webhooks
 from assent_mailer.dispatcher import Dispatcher
+from assent_mailer.domain import LEGACY_KEY_ID, SuppressionKeys
 from assent_mailer.handlers import MailerHandlers
 from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
@@ -15,13 +16,29 @@ from assent_shared.migrate import MigrationSet
 from assent_shared.personal import KeyOwnerClient, PersonalFields
 
 
+async def _suppression_keys(runtime: Runtime) -> SuppressionKeys:
+    """The configured keys, refusing to start when hashes exist under a key no longer configured:
+    dropping it would un-suppress every address hashed under it."""
+    settings: MailerSettings = runtime.settings  # type: ignore[assignment]
+    keys = SuppressionKeys(settings.suppression_keys, settings.suppression_key_id)
+    async with runtime.pool.acquire() as conn:
+        stored = await storage.suppression_key_ids(conn)
+    if LEGACY_KEY_ID in stored:
+        keys = keys.with_legacy(settings.signing_secret)
+    if missing := stored - keys.ids:
+        raise RuntimeError(f"suppression hashes exist under keys no longer configured: {sorted(missing)}; "
+                           "add them back to ASSENT_SUPPRESSION_KEYS")
+    return keys
+
+
 def create_app(settings: MailerSettings | None = None) -> FastAPI:
     settings = settings or MailerSettings()
 
     async def wire(runtime: Runtime) -> MailerHandlers:
         owner = KeyOwnerClient.from_settings(settings)
         runtime.on_stop(owner.aclose)
-        service = MailerHandlers(runtime.pool, settings, PersonalFields(owner))
+        service = MailerHandlers(runtime.pool, settings, PersonalFields(owner), await _suppression_keys(runtime))
+        runtime.spawn(service.prune_suppressions(every_seconds=3600), "suppression-pruning")
         subscribers.register(runtime, service)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         metrics = MailerMetrics(runtime.metrics.registry)

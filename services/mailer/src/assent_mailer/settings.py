@@ -1,10 +1,10 @@
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from assent_shared.settings import ServiceSettings
 
 
 class MailerSettings(ServiceSettings):
-    set_in_production = ("signing_secret",)
+    set_in_production = ("signing_secret", "suppression_keys")
     service_name: str = "mailer"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
@@ -17,8 +17,26 @@ class MailerSettings(ServiceSettings):
                             description="Public HTTPS base URL of the mailer, for one-click unsubscribe links.")
     signing_secret: str = Field(default="development-only-unsubscribe-secret", min_length=16,
                                 description="Key of the HMAC that signs unsubscribe tokens.")
+    suppression_keys: dict[str, str] = Field(
+        default={"dev-1": "development-only-suppression-key"},
+        description="Key id -> secret of the HMAC of suppressed addresses (JSON); apart from the unsubscribe key. "
+                    "Keep an old key listed while hashes under it remain (the mailer refuses to start otherwise).",
+    )
+    suppression_key_id: str = Field(default="dev-1", description="The key new suppression hashes are made with.")
+    suppression_keep_seconds: float = Field(default=2 * 365 * 24 * 3600, gt=0,
+                                            description="A suppression not seen again for this long is deleted.")
     dispatch_poll_seconds: float = 0.2
     dispatch_batch: int = 20
     webhook_timeout_seconds: float = 5.0
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
+
+    @model_validator(mode="after")
+    def _current_key_is_configured(self) -> "MailerSettings":
+        if self.suppression_key_id not in self.suppression_keys:
+            raise ValueError("ASSENT_SUPPRESSION_KEY_ID must name one of ASSENT_SUPPRESSION_KEYS")
+        if any(len(secret) < 16 for secret in self.suppression_keys.values()):
+            raise ValueError("each of ASSENT_SUPPRESSION_KEYS needs at least 16 characters")
+        if self.signing_secret in self.suppression_keys.values():
+            raise ValueError("the suppression keys must differ from the unsubscribe key (ASSENT_SIGNING_SECRET)")
+        return self

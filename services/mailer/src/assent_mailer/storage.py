@@ -6,7 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
-from assent_mailer.domain import ConsentView, ProcessorDelivery
+from assent_mailer.domain import AddressHash, ConsentView, ProcessorDelivery
 from assent_shared.tracing import current_traceparent
 
 _DELIVERY = ("delivery_id, subject_id, kind, channel, recipient, purpose, consent_event_id, status, attempts, "
@@ -206,14 +206,38 @@ async def cancel_pending_mail(conn: asyncpg.Connection, subject_id: UUID, purpos
     )
 
 
-async def is_suppressed(conn: asyncpg.Connection, email_hash: bytes) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM suppressions WHERE email_hash = $1", email_hash))
-
-
-async def suppress(conn: asyncpg.Connection, email_hash: bytes, reason: str) -> None:
-    await conn.execute(
-        "INSERT INTO suppressions (email_hash, reason) VALUES ($1, $2) ON CONFLICT DO NOTHING", email_hash, reason
+async def suppression_of(conn: asyncpg.Connection, hashes: list[AddressHash]) -> asyncpg.Record | None:
+    """The suppression of an address under any of its hashes (one per live key)."""
+    return await conn.fetchrow(
+        """SELECT key_id, email_hash, reason FROM suppressions
+           WHERE (key_id, email_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[])) LIMIT 1""",
+        [h.key_id for h in hashes], [h.digest for h in hashes],
     )
+
+
+async def suppress(conn: asyncpg.Connection, address: AddressHash, reason: str) -> None:
+    await conn.execute(
+        """INSERT INTO suppressions (key_id, email_hash, reason) VALUES ($1, $2, $3)
+           ON CONFLICT (key_id, email_hash) DO UPDATE SET seen_at = now()""",
+        address.key_id, address.digest, reason,
+    )
+
+
+async def forget_suppression(conn: asyncpg.Connection, hashes: list[AddressHash]) -> None:
+    await conn.execute(
+        "DELETE FROM suppressions WHERE (key_id, email_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[]))",
+        [h.key_id for h in hashes], [h.digest for h in hashes],
+    )
+
+
+async def suppression_key_ids(conn: asyncpg.Connection) -> set[str]:
+    return {r["key_id"] for r in await conn.fetch("SELECT DISTINCT key_id FROM suppressions")}
+
+
+async def prune_suppressions(conn: asyncpg.Connection, keep_seconds: float) -> int:
+    status = await conn.execute("DELETE FROM suppressions WHERE seen_at < now() - make_interval(secs => $1)",
+                                keep_seconds)
+    return int(status.split()[-1])
 
 
 async def withdraw_all(conn: asyncpg.Connection, subject_id: UUID) -> None:
