@@ -51,8 +51,14 @@ REQUIRED_SECRETS = {
     for service in SERVICES
 }
 REQUIRED_SECRETS["consent"].append(("ASSENT_SIGNING_SECRET", "assent-consent", "ASSENT_SIGNING_SECRET"))
+REQUIRED_SECRETS["identity"] += [
+    ("ASSENT_DATA_KEY_SECRET", "assent-identity", "ASSENT_DATA_KEY_SECRET"),
+    ("ASSENT_KEY_CLIENTS", "assent-identity", "ASSENT_KEY_CLIENTS"),
+]
 REQUIRED_SECRETS["mailer"] += [
     ("ASSENT_SIGNING_SECRET", "assent-mailer", "ASSENT_SIGNING_SECRET"),
+    ("ASSENT_SUPPRESSION_KEYS", "assent-mailer", "ASSENT_SUPPRESSION_KEYS"),
+    ("ASSENT_KEY_OWNER_TOKEN", "assent-mailer", "ASSENT_KEY_OWNER_TOKEN"),
     ("ASSENT_SMTP_USERNAME", "assent-mailer", "ASSENT_SMTP_USERNAME"),
     ("ASSENT_SMTP_PASSWORD", "assent-mailer", "ASSENT_SMTP_PASSWORD"),
 ]
