@@ -38,7 +38,7 @@ def create_app(settings: MailerSettings | None = None) -> FastAPI:
         owner = KeyOwnerClient.from_settings(settings)
         runtime.on_stop(owner.aclose)
         service = MailerHandlers(runtime.pool, settings, PersonalFields(owner), await _suppression_keys(runtime))
-        runtime.spawn(service.prune_suppressions(every_seconds=3600), "suppression-pruning")
+        runtime.spawn(lambda: service.prune_suppressions(every_seconds=3600), "suppression-pruning")
         subscribers.register(runtime, service)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         metrics = MailerMetrics(runtime.metrics.registry)

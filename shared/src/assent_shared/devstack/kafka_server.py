@@ -87,9 +87,10 @@ def start_kafka(state: Path, port: int, controller_port: int, *, cache: Path, fa
     props.write_text(_properties(data.resolve(), port, controller_port, fast_tests))
     classpath = f"{libs.resolve()}/*"
     if not (data / "meta.properties").exists():
+        # An id may start with "-": passed as `--cluster-id=...` so it is never read as an option.
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), "-g"],
+            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props), "-g"],
             check=True, stdout=subprocess.DEVNULL,
         )
     log_offset = log_file.stat().st_size if log_file.exists() else 0
