@@ -5,3 +5,4 @@ CREATE DATABASE assent_consent OWNER assent;
 CREATE DATABASE assent_mailer OWNER assent;
 CREATE DATABASE assent_policy OWNER assent;
 CREATE DATABASE assent_telemetry OWNER assent;
+CREATE DATABASE assent_support OWNER assent;

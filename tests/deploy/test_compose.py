@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 INIT_SQL = ROOT / "deploy" / "compose" / "postgres-init.sql"
 
-PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105}
+PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}
 SERVICES = sorted(PORTS)
 # The web front end: built and checked like a service, but it has no database and no Kafka.
 PORTS["site"] = 8100

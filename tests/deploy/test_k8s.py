@@ -34,7 +34,7 @@ OVERLAYS = {"dev": K8S / "overlays" / "dev", "production": K8S / "overlays" / "p
 BUILDS = {"base": BASE, **OVERLAYS}
 SECRETS_EXAMPLE = BASE / "secrets.example.yaml"
 
-PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105}
+PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}
 SERVICES = sorted(PORTS)
 # The web front end: deployed like a service, but without a database or Kafka of its own.
 SITE_PORT = 8100
@@ -50,6 +50,7 @@ REQUIRED_SECRETS = {
               ("ASSENT_ADMIN_TOKEN", "assent-admin", "ASSENT_ADMIN_TOKEN")]
     for service in SERVICES
 }
+REQUIRED_SECRETS["support"].append(("ASSENT_SIGNING_SECRET", "assent-support", "ASSENT_SIGNING_SECRET"))
 REQUIRED_SECRETS["consent"].append(("ASSENT_SIGNING_SECRET", "assent-consent", "ASSENT_SIGNING_SECRET"))
 REQUIRED_SECRETS["identity"] += [
     ("ASSENT_DATA_KEY_SECRET", "assent-identity", "ASSENT_DATA_KEY_SECRET"),
@@ -612,7 +613,7 @@ def test_network_policies(build):
             assert rule.get("to") and rule.get("ports"), f"{service}: an egress rule open to any peer or port"
 
 
-EXPORTED_BY_IDENTITY = ("consent", "mailer", "policy")
+EXPORTED_BY_IDENTITY = ("consent", "mailer", "policy", "support")
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))

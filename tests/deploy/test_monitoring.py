@@ -24,7 +24,7 @@ ALERTS = MONITORING / "prometheus" / "alerts.yaml"
 SCRAPE = MONITORING / "prometheus" / "prometheus.yml"
 RUNBOOK = ROOT / "docs" / "operations.md"
 
-SERVICES = ("identity", "consent", "mailer", "policy", "telemetry")
+SERVICES = ("identity", "consent", "mailer", "policy", "telemetry", "support")
 # Exported by the services beyond assent_shared.metrics (issue 9), and Prometheus' own `up`.
 EXPECTED_ELSEWHERE = {"kafka_consumer_lag", "mailer_deliveries_waiting", "mailer_delivery_failures_total", "up"}
 DASHBOARD_METRICS = {
@@ -236,13 +236,13 @@ def test_scrape_config_finds_the_services_and_loads_the_rules():
 
     compose = jobs["assent-compose"]
     targets = {cfg["labels"]["service"]: cfg["targets"] for cfg in compose["static_configs"]}
-    ports = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105}
+    ports = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}
     assert targets == {s: [f"127.0.0.1:{p}"] for s, p in ports.items()}
 
 
 def test_kubernetes_pods_carry_what_the_scrape_config_keeps():
     """The Deployments' pod labels and annotations match the relabelling above."""
-    for service, port in {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105}.items():
+    for service, port in {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}.items():
         deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "base" / service / "deployment.yaml").read_text())
         meta = deployment["spec"]["template"]["metadata"]
         assert meta["labels"]["app.kubernetes.io/part-of"] == "assent"

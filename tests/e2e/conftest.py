@@ -102,6 +102,7 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_POLICY_URL": system.urls["policy"],
         "ASSENT_SITE_URL": system.urls["site"],
         "ASSENT_SITES": services.telemetry_sites(system.urls["site"]),
+        "ASSENT_SUPPORT_URL": system.urls["support"],
     }
     for spec in services.SERVICES:
         url = asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))

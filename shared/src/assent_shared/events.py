@@ -15,6 +15,8 @@ from assent_shared.personal import SealedField
 
 ConsentSource = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
 AcceptanceHow = Literal["signup", "continued_use", "explicit"]
+InquiryCategory = Literal["question", "support_request", "privacy_question", "feedback"]
+OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled", "refunded"]
 
 
 class Event(BaseModel):
@@ -262,6 +264,17 @@ class DeliveryCancelled(_DeliveryEvent):
     """A waiting delivery will not go out: its consent was revoked, or its subject erased."""
 
 
+class DeliveryFailed(_DeliveryEvent):
+    """A delivery failed as many times as the mailer allows (ASSENT_MAX_ATTEMPTS); it is not retried again."""
+
+    attempts: int = Field(ge=1, description="How many attempts were made.")
+    reason: str = Field(description="Kind of the last failure, e.g. `SMTP 451`; never personal data.")
+
+
+class EmailComplained(_DeliveryEvent):
+    """The recipient reported the mail as unwanted: the address is suppressed and the newsletter withdrawn."""
+
+
 class UnsubscribeRequested(Event):
     """A recipient used a one-click unsubscribe link; the consent service records the revocation."""
 
@@ -292,9 +305,93 @@ class ProcessorRegistered(Event):
         return self.processor_id
 
 
+class _InquiryEvent(Event):
+    topic = topics.INQUIRIES
+    ce_source = "/assent/support"
+
+    inquiry_id: UUID = Field(description="Support's id of the inquiry (the thread).")
+
+    def key(self) -> str:
+        return str(self.inquiry_id)
+
+
+class InquiryReceived(_InquiryEvent):
+    """Someone wrote to us. Carries no address and no message text: no consumer needs them."""
+
+    reference: str = Field(description="The short reference shown to the person, e.g. `Q-7K3M9P`.")
+    category: InquiryCategory = Field(description="The inquiry's topic: question, support_request, privacy_question, feedback.")
+    user_id: UUID | None = Field(default=None, description="The signed-in user who wrote, if any.")
+    reply_by_mail: bool = Field(
+        description="Whether answers go out by mail: an address was volunteered, or a signed-in user asked for a reply."
+    )
+    received_at: datetime = Field(description="When it was received (UTC).")
+
+    def subject(self) -> str | None:
+        return str(self.user_id) if self.user_id else None
+
+
+class InquiryAnswered(_InquiryEvent):
+    """An admin replied; the mailer sends the reply, threaded, when `reply_by_mail`."""
+
+    reference: str = Field(description="The inquiry's reference, for the mail's subject line.")
+    message_id: UUID = Field(description="The reply's id; its mail's Message-ID is `<reply-{message_id}@...>`.")
+    user_id: UUID | None = Field(default=None, description="The signed-in author: the mail goes to their current address.")
+    reply_by_mail: bool = Field(description="False when the person gave no address: the reply is only shown signed in.")
+    locale: str = Field(default="en", description="Language of the mail (BCP 47).")
+    earlier_replies: tuple[UUID, ...] = Field(
+        default=(), description="`message_id`s of the earlier replies, oldest first: the mail's In-Reply-To/References."
+    )
+    email: str | None = Field(default=None, description="Personal: the address an anonymous person volunteered.")
+    body: str = Field(description="Personal: the reply's text.")
+    reply_url: str = Field(description="Personal: the link (with a single-purpose token) where the person answers.")
+    answered_at: datetime = Field(description="When the admin replied (UTC).")
+
+    def subject(self) -> str | None:
+        return str(self.user_id) if self.user_id else None
+
+
+class InquiryFollowedUp(_InquiryEvent):
+    """The person answered a reply (by the mail's link or signed in); the thread is open again."""
+
+    message_id: UUID = Field(description="Id of the person's message.")
+    via: Literal["mail_link", "signed_in"] = Field(description="How the person answered.")
+    added_at: datetime = Field(description="When (UTC).")
+
+
+class InquiryClosed(_InquiryEvent):
+    """An admin closed the inquiry."""
+
+    closed_at: datetime = Field(description="When (UTC).")
+
+
+class InquiryErased(_InquiryEvent):
+    """Support removed an inquiry's personal data; the mailer forgets the address it was given for it."""
+
+    erased_at: datetime = Field(description="When (UTC).")
+
+
+class OrderStatusChanged(Event):
+    """Published by a shop's order service; the mailer tells the user (transactional: no marketing consent)."""
+
+    topic = topics.ORDERS
+    ce_source = "/assent/orders"
+
+    order_id: str = Field(min_length=1, max_length=64, description="The shop's order number, shown in the mail.")
+    user_id: UUID = Field(description="The customer; the mail goes to their current address.")
+    status: OrderStatus = Field(description="placed, paid, shipped, delivered, cancelled or refunded.")
+    occurred_at: datetime = Field(description="When the status changed (UTC).")
+
+    def key(self) -> str:
+        return self.order_id
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
 # The one list of services that hold personal data and confirm an erasure, each on its own topic
 # (key: user id). Identity, which deletes the account and its data keys itself, confirms too.
-ERASURE_TOPICS = {"consent": topics.CONSENTS, "mailer": topics.DELIVERIES, "policy": topics.ACCEPTANCES}
+ERASURE_TOPICS = {"consent": topics.CONSENTS, "mailer": topics.DELIVERIES, "policy": topics.ACCEPTANCES,
+                  "support": topics.INQUIRIES}
 ERASURE_CONFIRMERS = ("identity", *ERASURE_TOPICS)
 
 
@@ -355,8 +452,16 @@ CATALOG: dict[str, type[Event]] = {
         ProcessorRevocationSent,
         DeliveryAttemptFailed,
         DeliveryCancelled,
+        DeliveryFailed,
+        EmailComplained,
         UnsubscribeRequested,
         ProcessorRegistered,
+        InquiryReceived,
+        InquiryAnswered,
+        InquiryFollowedUp,
+        InquiryClosed,
+        InquiryErased,
+        OrderStatusChanged,
         ErasureConfirmed,
     )
 }

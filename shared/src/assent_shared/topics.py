@@ -18,8 +18,10 @@ ACCEPTANCES = TopicSpec("policy.acceptances.v1", key="user id")
 DELIVERIES = TopicSpec("mailer.deliveries.v1", key="subject id")
 PROCESSORS = TopicSpec("mailer.processors.v1", key="processor id")
 HITS = TopicSpec("telemetry.hits.v1", key="site id", retention_ms=7 * 24 * 3600 * 1000)
+INQUIRIES = TopicSpec("support.inquiries.v1", key="inquiry id")
+ORDERS = TopicSpec("orders.orders.v1", key="order id")
 
-ALL = (USERS, CONSENTS, POLICIES, ACCEPTANCES, DELIVERIES, PROCESSORS, HITS)
+ALL = (USERS, CONSENTS, POLICIES, ACCEPTANCES, DELIVERIES, PROCESSORS, HITS, INQUIRIES, ORDERS)
 
 
 def dead_letter_topic(service: str) -> str:

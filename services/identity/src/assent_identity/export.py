@@ -16,6 +16,7 @@ class Exporter:
             "consents": f"{settings.consent_url}/v1/subjects/{{id}}/consents/history",
             "deliveries": f"{settings.mailer_url}/v1/subjects/{{id}}/deliveries",
             "policy_acceptances": f"{settings.policy_url}/v1/users/{{id}}/acceptances",
+            "inquiries": f"{settings.support_url}/v1/users/{{id}}/inquiries",
         }
 
     async def export(self, user: User, token: str) -> dict:

@@ -29,4 +29,5 @@ class IdentitySettings(ServiceSettings):
     consent_url: str = "http://127.0.0.1:8102"
     mailer_url: str = "http://127.0.0.1:8103"
     policy_url: str = "http://127.0.0.1:8104"
+    support_url: str = "http://127.0.0.1:8106"
     trust_forwarded_for: bool = Field(default=False, description="Take the client address from X-Forwarded-For.")

@@ -1,4 +1,4 @@
-"""The five services and the Site as processes: how each starts and how to tell it is ready."""
+"""The services and the Site as processes: how each starts and how to tell it is ready."""
 
 import json
 import os
@@ -28,6 +28,7 @@ SERVICES = (
     ServiceSpec("mailer", 8103, "assent_mailer.main:create_app"),
     ServiceSpec("policy", 8104, "assent_policy.main:create_app"),
     ServiceSpec("telemetry", 8105, "assent_telemetry.main:create_app"),
+    ServiceSpec("support", 8106, "assent_support.main:create_app"),
 )
 # The web front end: no database, no Kafka; it starts once the services it calls are ready.
 SITE = ServiceSpec("site", 8100, "assent_site.main:create_app")

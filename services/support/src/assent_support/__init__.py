@@ -1,0 +1,1 @@
+"""Assent support service."""
