@@ -1,6 +1,6 @@
 """Issue 4: a user sees all that is held about them, and erasure removes it everywhere for good."""
 
-from assent_shared.events import UserRegisteredV2
+from assent_shared.events import ERASURE_CONFIRMERS, UserRegisteredV2
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.receiver import ProcessorReceiver
 from assent_shared.testing.topics import publish, read_topic
@@ -33,6 +33,12 @@ async def _run(system, processor):
     await eventually(lambda: processor.accepted)
     async with system.client("policy") as policy:
         await eventually(lambda: acceptances(policy, user_id, headers))
+    question = unique("what-do-you-hold-")
+    async with system.client("support") as support:
+        sent = await support.post("/v1/inquiries", headers=headers,
+                                  json={"topic": "privacy_question", "message": question, "want_reply": True})
+        assert sent.status_code == 202, sent.text
+        inquiry_id = sent.json()["id"]
 
     async with system.client("identity") as identity:
         async def complete_export():
@@ -44,6 +50,7 @@ async def _run(system, processor):
         assert {c["receipt"]["purpose"] for c in export["consents"]} == {"newsletter", "surveys"}
         assert {d["kind"] for d in export["deliveries"]} >= {"welcome", "subject.shared"}
         assert [a["how"] for a in export["policy_acceptances"]] == ["signup"]
+        assert [i["messages"][0]["body"] for i in export["inquiries"]] == [question]
 
         erased = await identity.delete("/v1/users/me", headers=headers)
         assert erased.status_code == 202
@@ -53,12 +60,15 @@ async def _run(system, processor):
             return status if status["complete"] else None
 
         status = await eventually(erased_everywhere, timeout=30)
-        assert set(status["confirmed"]) == {"identity", "consent", "mailer", "policy"}
+        assert set(status["confirmed"]) == set(ERASURE_CONFIRMERS) >= {"identity", "consent", "mailer", "policy", "support"}
         assert (await identity.get(f"/v1/admin/users/{user_id}", headers=system.admin)).status_code == 404
 
     # The processor that had the data was told to delete it.
     await eventually(lambda: any(p["event"] == "subject.revoked" for p in processor.accepted))
     await _nothing_personal_left(system, user_id, email)
+    async with system.client("support") as support:
+        assert (await support.get(f"/v1/admin/inquiries/{inquiry_id}", headers=system.admin)).status_code == 404
+    assert await find_text(system.envs["support"]["DATABASE_URL"], question) == []
 
     # A replayed registration, the same event or a copy with a new id, brings nothing back.
     records = await read_topic(system.kafka, system.topic("identity.users.v1"))

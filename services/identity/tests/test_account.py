@@ -61,7 +61,7 @@ async def test_export_holds_identity_data_and_names_what_it_could_not_reach(iden
     assert export.status_code == 200
     body = export.json()
     assert body["identity"]["email"] == email and body["identity"]["id"] == created["id"]
-    assert sorted(body["incomplete"]) == ["consents", "deliveries", "policy_acceptances"]
+    assert sorted(body["incomplete"]) == ["consents", "deliveries", "inquiries", "policy_acceptances"]
 
 
 async def test_erasure_deletes_the_account_and_publishes_user_erased(identity, signup, infra):
@@ -70,7 +70,7 @@ async def test_erasure_deletes_the_account_and_publishes_user_erased(identity, s
     assert erased.status_code == 202
     status = (await identity.get(erased.json()["status_url"])).json()
     assert status["complete"] is False and list(status["confirmed"]) == ["identity"]
-    assert status["waiting_for"][:3] == ["consent", "mailer", "policy"]
+    assert status["waiting_for"] == ["consent", "mailer", "policy", "support"]
 
     async def published():
         records = await read_topic(infra.kafka_bootstrap, identity.prefix + "identity.users.v1")
