@@ -10,10 +10,12 @@ import httpx
 import pytest
 
 from assent_shared.cloudevents import EventMeta
-from assent_shared.events import Event
+from assent_shared.events import Event, InquiryAnswered
+from assent_shared.personal import PersonalFields
 from assent_shared.testing.apps import base_settings, serve
 from assent_shared.testing.helpers import unique
 from assent_shared.testing.issuer import LocalIssuer
+from assent_shared.testing.keys import MemoryKeyOwner
 from assent_shared.testing.topics import publish, read_topic
 from assent_support.main import create_app
 from assent_support.settings import SupportSettings
@@ -30,6 +32,14 @@ def issuer():
 class Deployment:
     settings: SupportSettings
     bootstrap: str
+    keys: MemoryKeyOwner
+
+    async def opened(self, event: dict) -> dict:
+        """An InquiryAnswered payload with its sealed fields opened."""
+        model = InquiryAnswered.model_validate(event)
+        fields = PersonalFields(self.keys)
+        return {**event, "email": await fields.open_optional(model, "email"),
+                "body": await fields.open(model, "body"), "reply_url": await fields.open(model, "reply_url")}
 
     @property
     def admin(self) -> dict[str, str]:
@@ -64,7 +74,7 @@ class Deployment:
 
     @asynccontextmanager
     async def app(self) -> AsyncIterator[httpx.AsyncClient]:
-        async with serve(create_app(self.settings)) as client:
+        async with serve(create_app(self.settings, self.keys)) as client:
             yield client
 
 
@@ -75,6 +85,6 @@ def deployment(infra, new_database, issuer) -> Callable[..., object]:
             infra, await new_database("support"), unique("st-") + ".", jwks_url=issuer.jwks_url,
             consumer_group=unique("support-"), topic_partitions=1, **overrides,
         ))
-        return Deployment(settings, infra.kafka_bootstrap)
+        return Deployment(settings, infra.kafka_bootstrap, MemoryKeyOwner())
 
     return make

@@ -38,6 +38,8 @@ async def test_anonymous_inquiry_with_address_is_answered_in_a_thread(deployment
         assert [a["body"] for a in answered] == ["Never.", "Really never."]
         assert answered[0]["email"] == email and answered[0]["reply_by_mail"] and answered[0]["locale"] == "de"
         assert answered[0]["earlier_replies"] == []
+        raw = await d.raw_topic(TOPIC)
+        assert email.encode() not in raw and b"Really never" not in raw  # sealed on the topic
         assert answered[1]["earlier_replies"] == [first.json()["id"]]
         assert answered[1]["message_id"] == second.json()["id"]
 
@@ -67,7 +69,7 @@ async def test_anonymous_inquiry_with_address_is_answered_in_a_thread(deployment
 
 async def _answers(d, inquiry_id: str, count: int) -> list[dict] | None:
     found = [e for _, e in await d.events(TOPIC, "InquiryAnswered") if e["inquiry_id"] == inquiry_id]
-    return found if len(found) == count else None
+    return [await d.opened(e) for e in found] if len(found) == count else None
 
 
 async def test_anonymous_inquiry_without_address_keeps_no_personal_data(deployment):
@@ -161,9 +163,11 @@ async def test_signed_in_user_asks_for_a_reply_and_answers_signed_in(deployment,
         await client.post(f"/v1/admin/inquiries/{inquiry_id}/replies", json={"body": "On it"}, headers=d.admin)
         await client.post(f"/v1/admin/inquiries/{quiet.json()['id']}/replies", json={"body": "Ok"}, headers=d.admin)
 
-        answers = {e["inquiry_id"]: e for _, e in await eventually(lambda: _answers_all(d, 2))}
+        answers = {e["inquiry_id"]: await d.opened(e) for _, e in await eventually(lambda: _answers_all(d, 2))}
         assert answers[inquiry_id]["user_id"] == str(user) and answers[inquiry_id]["reply_by_mail"] is True
         assert answers[inquiry_id]["email"] is None  # the mailer uses the account's current address
+        sealed_for = {e["body"]["subject_id"] for _, e in await d.events(TOPIC, "InquiryAnswered")}
+        assert sealed_for == {str(user)}  # the user's key: identity's erasure shreds it
         assert answers[quiet.json()["id"]]["reply_by_mail"] is False
 
         assert (await client.get(f"/v1/inquiries/{inquiry_id}", headers=issuer.auth(other))).status_code == 404
@@ -238,6 +242,7 @@ async def test_anonymous_inquiries_are_erased_by_their_address(deployment):
             return {e["inquiry_id"] for _, e in await d.events(TOPIC, "InquiryErased")}
 
         assert await eventually(lambda: _has(told, set(ids)))
+        assert d.keys.erased == {UUID(i) for i in ids}  # what was sealed for them is shredded
         assert await d.fetchval("SELECT count(*) FROM outbox WHERE payload ILIKE $1", f"%{email}%") == 0
 
 

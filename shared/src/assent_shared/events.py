@@ -341,9 +341,10 @@ class InquiryAnswered(_InquiryEvent):
     earlier_replies: tuple[UUID, ...] = Field(
         default=(), description="`message_id`s of the earlier replies, oldest first: the mail's In-Reply-To/References."
     )
-    email: str | None = Field(default=None, description="Personal: the address an anonymous person volunteered.")
-    body: str = Field(description="Personal: the reply's text.")
-    reply_url: str = Field(description="Personal: the link (with a single-purpose token) where the person answers.")
+    # Sealed under the data key of the user (signed in) or of the inquiry (anonymous; support erases it).
+    email: SealedField | None = Field(default=None, description="The address an anonymous person volunteered, sealed.")
+    body: SealedField = Field(description="The reply's text, sealed.")
+    reply_url: SealedField = Field(description="The link (with a single-purpose token) where the person answers, sealed.")
     answered_at: datetime = Field(description="When the admin replied (UTC).")
 
     def subject(self) -> str | None:

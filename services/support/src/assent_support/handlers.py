@@ -1,6 +1,7 @@
 """Support's use cases: one handler each, called by the HTTP routes and the subscribers."""
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -8,6 +9,8 @@ import structlog
 
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
+from assent_shared import personal
+from assent_shared.personal import PersonalFields
 from assent_shared.events import (
     ErasureConfirmed, InquiryAnswered, InquiryClosed, InquiryErased, InquiryFollowedUp, InquiryReceived, UserErased,
 )
@@ -36,15 +39,34 @@ class Forbidden(Exception):
     """The caller may not read or answer this thread."""
 
 
-def personal_reply_fields(email: str | None, body: str, reply_url: str) -> dict:
-    """The personal fields of InquiryAnswered, in one place: where they get sealed for the topic."""
-    return {"email": email, "body": body, "reply_url": reply_url}
+class KeyOwner(personal.KeyOwner, Protocol):
+    async def erase(self, subject_id: UUID) -> None:
+        """Crypto-shreds what was sealed for an anonymous inquiry."""
+
+
+def sealing_subject(inquiry: domain.Inquiry) -> UUID:
+    """Whose data key seals a thread's personal fields: the user's (identity's erasure shreds it),
+    or, for an anonymous person, the inquiry's own (support shreds it)."""
+    return inquiry.user_id or inquiry.inquiry_id
 
 
 class SupportHandlers:
-    def __init__(self, pool: asyncpg.Pool, settings: SupportSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: SupportSettings, personal: PersonalFields,
+                 owner: KeyOwner) -> None:
         self._pool = pool
         self._settings = settings
+        self._personal = personal
+        self._owner = owner
+
+    async def _sealed_reply(self, inquiry: domain.Inquiry, body: str, reply_url: str) -> dict:
+        """The personal fields of InquiryAnswered, sealed: the one place they are built."""
+        subject = sealing_subject(inquiry)
+
+        async def seal(field: str, value: str):
+            return await self._personal.seal(InquiryAnswered, field, subject, value)
+
+        return {"email": await seal("email", inquiry.email) if inquiry.email else None,
+                "body": await seal("body", body), "reply_url": await seal("reply_url", reply_url)}
 
     async def _count_client(self, conn: asyncpg.Connection, client: str) -> None:
         s = self._settings
@@ -88,25 +110,26 @@ class SupportHandlers:
 
     async def reply(self, inquiry_id: UUID, body: str) -> domain.Message:
         """An admin's reply: stored, and told to the mailer, which sends it in the thread when it may."""
+        inquiry = (await self.thread(inquiry_id)).inquiry
+        token = domain.new_token()
+        # Sealed before the transaction: the key owner is a network call, and an inquiry's
+        # address and author never change.
+        sealed = await self._sealed_reply(inquiry, body, domain.reply_link(self._settings.site_url, inquiry_id, token))
         async with self._pool.acquire() as conn, conn.transaction():
             found = await storage.thread(conn, inquiry_id, lock=True)
             if found is None:
                 raise NotFound(str(inquiry_id))
-            inquiry = found.inquiry
-            if inquiry.status == "closed":
+            if found.inquiry.status == "closed":
                 raise Closed(str(inquiry_id))
             earlier = found.staff_replies()
             message = await storage.add_message(conn, inquiry_id, uuid4(), "staff", body)
             await storage.set_status(conn, inquiry_id, "answered")
-            token = domain.new_token()
             await storage.insert_token(conn, domain.token_hash(token), inquiry_id,
                                        datetime.now(UTC) + timedelta(days=self._settings.reply_link_days))
             await outbox.enqueue(conn, InquiryAnswered(
                 inquiry_id=inquiry_id, reference=inquiry.reference, message_id=message.message_id,
                 user_id=inquiry.user_id, reply_by_mail=inquiry.reply_by_mail, locale=inquiry.locale,
-                earlier_replies=earlier, answered_at=message.created_at,
-                **personal_reply_fields(inquiry.email, body,
-                                        domain.reply_link(self._settings.site_url, inquiry_id, token)),
+                earlier_replies=earlier, answered_at=message.created_at, **sealed,
             ))
         return message
 
@@ -166,6 +189,9 @@ class SupportHandlers:
         """An anonymous person's right to erasure: every inquiry they sent from that address goes."""
         async with self._pool.acquire() as conn, conn.transaction():
             found = await storage.anonymous_inquiries_by_address(conn, email)
+            # Shred first: should it fail, the transaction rolls back and the admin tries again.
+            for inquiry_id in found:
+                await self._owner.erase(inquiry_id)
             await self._erase(conn, found)
         log.info("anonymous inquiries erased", count=len(found))
         return len(found)

@@ -5,16 +5,23 @@ from fastapi import FastAPI
 from assent_shared import topics
 from assent_shared.bootstrap import Runtime, ServiceDefinition, create_app as create_service_app
 from assent_shared.migrate import MigrationSet
+from assent_shared.personal import KeyOwnerClient, PersonalFields
 from assent_support import api, subscribers
-from assent_support.handlers import SupportHandlers
+from assent_support.handlers import KeyOwner, SupportHandlers
 from assent_support.settings import SupportSettings
 
 
-def create_app(settings: SupportSettings | None = None) -> FastAPI:
+def create_app(settings: SupportSettings | None = None, key_owner: KeyOwner | None = None) -> FastAPI:
+    """`key_owner` replaces identity's key owner (tests); by default its internal API is used."""
     settings = settings or SupportSettings()
 
     async def wire(runtime: Runtime) -> SupportHandlers:
-        service = SupportHandlers(runtime.pool, settings)
+        owner = key_owner
+        if owner is None:
+            client = KeyOwnerClient.from_settings(settings)
+            runtime.on_stop(client.aclose)
+            owner = client
+        service = SupportHandlers(runtime.pool, settings, PersonalFields(owner), owner)
         subscribers.register(runtime, service)
         return service
 
