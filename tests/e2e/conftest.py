@@ -103,7 +103,6 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_SITE_URL": system.urls["site"],
         "ASSENT_SITES": services.telemetry_sites(system.urls["site"]),
         "ASSENT_SUPPORT_URL": system.urls["support"],
-        "ASSENT_KEY_OWNER_URL": system.urls["identity"],
     }
     for spec in services.SERVICES:
         url = asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))
