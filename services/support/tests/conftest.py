@@ -13,7 +13,7 @@ from assent_shared.cloudevents import EventMeta
 from assent_shared.events import Event, InquiryAnswered
 from assent_shared.personal import PersonalFields
 from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import unique
+from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.issuer import LocalIssuer
 from assent_shared.testing.keys import MemoryKeyOwner
 from assent_shared.testing.topics import publish, read_topic
@@ -47,7 +47,10 @@ class Deployment:
 
     async def events(self, topic: str, type_: str | None = None) -> list[tuple[EventMeta, dict]]:
         """The events on `topic` so far, once the outbox has nothing left to publish."""
-        assert await self.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        async def drained() -> bool:
+            return await self.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+        await eventually(drained)
         records = await read_topic(self.bootstrap, self.settings.topic(topic))
         return [(meta, json.loads(r.value)) for meta, r in records if type_ is None or meta.type == type_]
 
