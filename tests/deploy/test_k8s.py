@@ -628,7 +628,7 @@ def test_the_site_reaches_the_services_apis_and_nothing_else(build):
         [peer] = rule["to"]
         [port] = rule["ports"]
         called[peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]] = port["port"]
-    assert called == PORTS, "the Site talks to the five services' HTTP APIs only: no database, nothing outside"
+    assert called == PORTS, "the Site talks to the services' HTTP APIs only: no database, nothing outside"
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))

@@ -29,6 +29,7 @@ class SiteSettings(BaseSettings):
     mailer_url: str = "http://127.0.0.1:8103"
     policy_url: str = "http://127.0.0.1:8104"
     telemetry_url: str = "http://127.0.0.1:8105"
+    support_url: str = "http://127.0.0.1:8106"
     telemetry_public_url: str | None = Field(
         default=None, description="Where browsers load the telemetry script from; default telemetry_url.")
     telemetry_site_id: str = Field(default="site", description="The Site's id at telemetry (its SITES setting).")
