@@ -1,6 +1,7 @@
 """Consent on real PostgreSQL and Kafka."""
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import jwt
@@ -8,7 +9,7 @@ import pytest
 
 from assent_consent.main import create_app
 from assent_consent.settings import ConsentSettings
-from assent_shared.events import ProcessorRegistered, UnsubscribeRequested, UserRegistered
+from assent_shared.events import ProcessorRegistered, SessionsRevoked, UnsubscribeRequested, UserRegistered
 from assent_shared.testing.apps import base_settings, serve
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.issuer import LocalIssuer
@@ -132,3 +133,46 @@ async def test_unsubscribe_link_becomes_a_revocation(consent, infra):
     await eventually(lambda: _count(infra, consent, me, 2))
     [(meta, record)] = (await consent_events(infra, consent, me))[1:]
     assert meta.type == "ConsentRevoked" and b'"source":"unsubscribe_link"' in record.value
+
+
+async def test_a_key_withdrawn_from_the_jwks_stops_working_within_the_cache_bound(infra, new_database):
+    issuer = LocalIssuer()
+    try:
+        settings = ConsentSettings(**base_settings(infra, await new_database("consent"), unique("ct-") + ".",
+                                                   jwks_url=issuer.jwks_url, jwks_cache_seconds=1.0))
+        async with serve(create_app(settings)) as client:
+            user_id = uuid4()
+            path = f"/v1/subjects/{user_id}/consents"
+            old_kid = issuer.kid
+            leaked = (old_kid, issuer._keys[old_kid])
+            assert (await client.get(path, headers=issuer.auth(user_id))).status_code == 200
+            issuer.rotate()
+            issuer.withdraw(old_kid)
+            started = asyncio.get_running_loop().time()
+
+            async def refused():
+                token = issuer.token(user_id, key=leaked)
+                return (await client.get(path, headers={"Authorization": f"Bearer {token}"})).status_code == 401
+
+            await eventually(refused, timeout=10)
+            assert asyncio.get_running_loop().time() - started < 1.0 + 5  # the cache bound, plus a fetch
+            assert (await client.get(path, headers=issuer.auth(user_id))).status_code == 200  # the new key works
+    finally:
+        issuer.close()
+
+
+async def test_a_revoked_session_is_refused_once_its_event_arrives(consent, infra, issuer):
+    user_id, sid, other = uuid4(), uuid4(), uuid4()
+    path = f"/v1/subjects/{user_id}/consents"
+    token, other_token = issuer.token(user_id, sid=sid), issuer.token(user_id, sid=other)
+    assert (await consent.get(path, headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    now = datetime.now(UTC)
+    await publish(infra.kafka_bootstrap, consent.prefix + "identity.sessions.v1", SessionsRevoked(
+        user_id=user_id, session_ids=(sid,), revoked_at=now, expires_at=now + timedelta(minutes=16)))
+
+    async def refused():
+        response = await consent.get(path, headers={"Authorization": f"Bearer {token}"})
+        return response.status_code == 401 and response.json()["title"] == "Session ended"
+
+    await eventually(refused)
+    assert (await consent.get(path, headers={"Authorization": f"Bearer {other_token}"})).status_code == 200

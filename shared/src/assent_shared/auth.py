@@ -2,17 +2,22 @@
 
 import asyncio
 import hmac
+import math
 import time
 from dataclasses import dataclass
 from uuid import UUID
 
+import httpx
 import jwt
+import structlog
 from fastapi import Request
 
 from assent_shared.problems import Problem
+from assent_shared.revocations import Revocations
 
+log = structlog.get_logger(__name__)
 AUDIENCE = "assent"
-_KEY_TTL = 300.0
+_REFETCH_UNKNOWN = 10.0
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
@@ -40,34 +45,65 @@ def is_admin_token(token: str | None, admin_token: str | None) -> bool:
 
 
 class TokenVerifier:
-    """Verifies identity's EdDSA access tokens against its published JWKS (cached, refetched on an unknown kid)."""
+    """Verifies identity's EdDSA access tokens offline against its published JWKS, and refuses the
+    tokens of ended sessions.
 
-    def __init__(self, jwks_url: str, issuer: str) -> None:
-        self._client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+    The whole key set is fetched again once it is `key_ttl` seconds old, so a key withdrawn from the
+    JWKS stops working here within `key_ttl`. An unknown kid fetches the set early, at most every
+    `_REFETCH_UNKNOWN` seconds, so tokens with made-up kids cannot flood identity.
+    """
+
+    def __init__(self, jwks_url: str, issuer: str, revocations: Revocations | None = None,
+                 key_ttl: float = 300.0) -> None:
+        self._jwks_url = jwks_url
         self._issuer = issuer
-        self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
+        self._revocations = revocations or Revocations()
+        self._key_ttl = key_ttl
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = self._last_success = -math.inf
+        self._lock = asyncio.Lock()
 
-    async def _key(self, token: str) -> jwt.PyJWK:
-        """A key seen in the last few minutes is used from memory; otherwise a (threaded) JWKS
-        lookup, so a key withdrawn from the JWKS stops working here within `_KEY_TTL`."""
-        kid = jwt.get_unverified_header(token).get("kid")
-        cached = self._keys.get(kid) if isinstance(kid, str) else None
-        if cached is not None and time.monotonic() - cached[1] < _KEY_TTL:
-            return cached[0]
-        key = await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
-        if isinstance(kid, str):
-            self._keys[kid] = (key, time.monotonic())
+    async def _key(self, kid: object) -> jwt.PyJWK:
+        age = time.monotonic() - self._fetched_at
+        if age >= self._key_ttl or (kid not in self._keys and age >= _REFETCH_UNKNOWN):
+            async with self._lock:
+                age = time.monotonic() - self._fetched_at
+                if age >= self._key_ttl or (kid not in self._keys and age >= _REFETCH_UNKNOWN):
+                    await self._fetch()
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise jwt.InvalidKeyError("unknown key id")
         return key
+
+    async def _fetch(self) -> None:
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(self._jwks_url)
+                response.raise_for_status()
+            found = jwt.PyJWKSet.from_dict(response.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            # Identity unreachable: tokens of known keys keep working for one more short while; the
+            # expired set is tried again after a short pause, not on every request.
+            log.warning("JWKS not fetched", error=type(exc).__name__)
+            self._fetched_at = time.monotonic() - self._key_ttl + _REFETCH_UNKNOWN
+            if time.monotonic() - self._last_success > 2 * self._key_ttl:
+                self._keys = {}
+            return
+        self._keys = {k.key_id: k for k in found.keys if k.key_id}
+        self._fetched_at = self._last_success = time.monotonic()
 
     async def verify(self, token: str) -> dict:
         try:
-            key = await self._key(token)
-            return jwt.decode(
+            key = await self._key(jwt.get_unverified_header(token).get("kid"))
+            claims = jwt.decode(
                 token, key.key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=self._issuer,
                 options={"require": ["exp", "sub", "iat"]},
             )
-        except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
+        except jwt.PyJWTError as exc:
             raise Problem(401, "Invalid token", "The access token is not valid.", headers=_UNAUTHORIZED) from exc
+        if self._revocations.refuses(claims):
+            raise Problem(401, "Session ended", "This session has ended; sign in again.", headers=_UNAUTHORIZED)
+        return claims
 
 
 async def authenticate(request: Request, verifier: TokenVerifier, admin_token: str | None) -> Principal:

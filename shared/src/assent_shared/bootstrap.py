@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from assent_shared import kafka, tracing
+from assent_shared import kafka, topics, tracing
 from assent_shared.auth import TokenVerifier
 from assent_shared.inbox import Inbox
 from assent_shared.lag import LagMonitor
@@ -24,6 +24,8 @@ from assent_shared.migrate import SHARED, MigrationSet, apply_migrations
 from assent_shared.observability import Observe
 from assent_shared.outbox import OutboxRelay
 from assent_shared.problems import install_problem_handlers, problem_response
+from assent_shared.revocations import Revocations
+from assent_shared.revocations import follow as follow_revocations
 from assent_shared.settings import ServiceSettings
 from assent_shared.supervise import Run, Supervisor
 from assent_shared.topics import TopicSpec, dead_letter_topic
@@ -76,12 +78,14 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
         async with pool.acquire() as conn:
             await apply_migrations(conn, [SHARED, definition.migrations])
-        await kafka.ensure_topics(settings, definition.topics, extra=[dead_letter_topic(settings.service_name)])
+        declared = [*definition.topics, *([] if topics.SESSIONS in definition.topics else [topics.SESSIONS])]
+        await kafka.ensure_topics(settings, declared, extra=[dead_letter_topic(settings.service_name)])
         metrics: Metrics = app.state.metrics
         producer = kafka.make_producer(settings)
         await producer.start()
         broker = kafka.make_broker(settings)
         tracer: trace.Tracer = app.state.tracer
+        revocations = Revocations()
         runtime = Runtime(
             settings=settings,
             pool=pool,
@@ -89,7 +93,7 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
             producer=producer,
             metrics=metrics,
             inbox=Inbox(pool, metrics, kafka.dead_letterer(settings, producer), tracer=tracer),
-            verifier=TokenVerifier(settings.jwks_url, settings.jwt_issuer),
+            verifier=TokenVerifier(settings.jwks_url, settings.jwt_issuer, revocations, settings.jwks_cache_seconds),
             tracer=tracer,
             supervisor=Supervisor(metrics.registry, settings.task_restart_min_seconds,
                                   settings.task_restart_max_seconds),
@@ -100,6 +104,7 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
         lag = LagMonitor(settings.kafka_bootstrap_servers, settings.group_id, metrics.registry,
                          settings.lag_poll_seconds)
         runtime.spawn(lag.run, "consumer-lag")
+        runtime.spawn(lambda: follow_revocations(settings, revocations), "session-revocations")
         relay = OutboxRelay(settings.database_url, producer, settings.topic, metrics, settings.relay_poll_seconds,
                             settings.outbox_keep_published_seconds)
         relay_task = runtime.supervisor.start("outbox-relay", relay.run) if settings.relay_enabled else None

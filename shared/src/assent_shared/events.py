@@ -135,6 +135,29 @@ class UserErased(Event):
         return str(self.user_id)
 
 
+class SessionsRevoked(Event):
+    """Sessions ended (logout, disable, erasure, password change): every service refuses their
+    access tokens from now on, instead of until they expire."""
+
+    topic = topics.SESSIONS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="Whose sessions ended.")
+    session_ids: tuple[UUID, ...] = Field(
+        default=(), description="The sessions ended (the `sid` of their tokens); empty: every session of the user "
+                                "whose tokens were issued up to `revoked_at`."
+    )
+    revoked_at: datetime = Field(description="When the sessions ended (UTC).")
+    expires_at: datetime = Field(description="When the last access token of these sessions expires; "
+                                             "the revocation may be forgotten after it.")
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
 class _ConsentChange(Event):
     topic = topics.CONSENTS
     ce_source = "/assent/consent"
@@ -442,6 +465,7 @@ CATALOG: dict[str, type[Event]] = {
         UserRegisteredV2,
         UserEmailChangedV2,
         UserErased,
+        SessionsRevoked,
         ConsentGranted,
         ConsentRevoked,
         PolicyUpdated,

@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     admin_token: str | None = Field(default=None, validation_alias=AliasChoices("ASSENT_ADMIN_TOKEN"))
     jwks_url: str = "http://127.0.0.1:8101/.well-known/jwks.json"
     jwt_issuer: str = "assent-identity"
+    jwks_cache_seconds: float = Field(
+        default=300.0, gt=0, le=300,
+        description="Age at which identity's key set is fetched again: a withdrawn key stops working within it.",
+    )
     relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
     relay_poll_seconds: float = 1.0
     outbox_keep_published_seconds: float = Field(default=24 * 3600, ge=0)

@@ -20,8 +20,10 @@ PROCESSORS = TopicSpec("mailer.processors.v1", key="processor id")
 HITS = TopicSpec("telemetry.hits.v1", key="site id", retention_ms=7 * 24 * 3600 * 1000)
 INQUIRIES = TopicSpec("support.inquiries.v1", key="inquiry id")
 ORDERS = TopicSpec("orders.orders.v1", key="order id")
+# Read whole by every replica of every service; a revocation matters only while the tokens it names live.
+SESSIONS = TopicSpec("identity.sessions.v1", key="user id", retention_ms=24 * 3600 * 1000)
 
-ALL = (USERS, CONSENTS, POLICIES, ACCEPTANCES, DELIVERIES, PROCESSORS, HITS, INQUIRIES, ORDERS)
+ALL = (USERS, CONSENTS, POLICIES, ACCEPTANCES, DELIVERIES, PROCESSORS, HITS, INQUIRIES, ORDERS, SESSIONS)
 
 
 def dead_letter_topic(service: str) -> str:

@@ -18,7 +18,10 @@ from assent_identity.settings import IdentitySettings
 from assent_shared import outbox
 from assent_shared.auth import AUDIENCE
 from assent_shared.cloudevents import EventMeta
-from assent_shared.events import ERASURE_CONFIRMERS, ErasureConfirmed, PolicyUpdated, UserEmailChangedV2, UserErased, UserRegisteredV2
+from assent_shared.events import (
+    ERASURE_CONFIRMERS, ErasureConfirmed, PolicyUpdated, SessionsRevoked, UserEmailChangedV2, UserErased,
+    UserRegisteredV2,
+)
 from assent_shared.personal import PersonalFields
 
 
@@ -140,8 +143,18 @@ class IdentityHandlers:
         return IssuedSession(access, refresh, self._settings.access_token_seconds)
 
     async def end_session(self, session_id: UUID) -> None:
-        async with self._pool.acquire() as conn:
-            await storage.revoke_session(conn, session_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            user_id = await storage.revoke_session(conn, session_id)
+            if user_id is not None:
+                await self._announce_ended(conn, user_id, (session_id,))
+
+    async def _announce_ended(self, conn: asyncpg.Connection, user_id: UUID, session_ids: tuple[UUID, ...]) -> None:
+        """Every service refuses the ended sessions' access tokens once this event reaches it, instead
+        of until they expire; no `session_ids` means every session of the user up to now."""
+        now = datetime.now(UTC)
+        await outbox.enqueue(conn, SessionsRevoked(
+            user_id=user_id, session_ids=session_ids, revoked_at=now,
+            expires_at=now + timedelta(seconds=self._settings.access_token_seconds + 60)))
 
     async def get_user(self, user_id: UUID) -> domain.User | None:
         async with self._pool.acquire() as conn:
@@ -208,12 +221,15 @@ class IdentityHandlers:
         async with self._pool.acquire() as conn, conn.transaction():
             await self._check_password(conn, user_id, current)
             await storage.update_password_hash(conn, user_id, new_hash)
-            await storage.revoke_sessions(conn, user_id, keep=session_id)
+            ended = await storage.revoke_sessions(conn, user_id, keep=session_id)
+            if ended:
+                await self._announce_ended(conn, user_id, tuple(ended))
 
     async def disable_user(self, user_id: UUID) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
             changed = await storage.disable_user(conn, user_id)
             await storage.revoke_sessions(conn, user_id)
+            await self._announce_ended(conn, user_id, ())
         return changed
 
     async def find_user(self, email: str) -> domain.User | None:
@@ -227,6 +243,7 @@ class IdentityHandlers:
             await self._keys.erase(keyowner.SELF, user_id, conn)
             await storage.record_confirmation(conn, user_id, keyowner.SELF, now)
             await outbox.forget(conn, str(user_id))
+            await self._announce_ended(conn, user_id, ())
             await outbox.enqueue(conn, UserErased(user_id=user_id, erased_at=now))
 
     async def erasure_status(self, user_id: UUID) -> dict | None:

@@ -73,8 +73,11 @@ async def session_active(conn: asyncpg.Connection, session_id: UUID) -> bool:
     ))
 
 
-async def revoke_session(conn: asyncpg.Connection, session_id: UUID) -> None:
-    await conn.execute("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id)
+async def revoke_session(conn: asyncpg.Connection, session_id: UUID) -> UUID | None:
+    """End one session; returns its user when it was live."""
+    return await conn.fetchval(
+        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING user_id", session_id
+    )
 
 
 async def active_signing_key(conn: asyncpg.Connection) -> asyncpg.Record | None:
@@ -164,11 +167,14 @@ async def update_email(conn: asyncpg.Connection, user_id: UUID, email: str) -> N
         raise EmailTaken from exc
 
 
-async def revoke_sessions(conn: asyncpg.Connection, user_id: UUID, keep: UUID | None = None) -> None:
-    await conn.execute(
-        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+async def revoke_sessions(conn: asyncpg.Connection, user_id: UUID, keep: UUID | None = None) -> list[UUID]:
+    """End the user's sessions but `keep`; returns the ids ended."""
+    rows = await conn.fetch(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2 "
+        "RETURNING id",
         user_id, keep,
     )
+    return [r["id"] for r in rows]
 
 
 async def disable_user(conn: asyncpg.Connection, user_id: UUID) -> bool:
