@@ -189,3 +189,13 @@ async def test_tracking_script_and_cors_for_the_configured_origins(telemetry):
     posted = await telemetry.hit("203.0.113.1", CHROME_WINDOWS, {"site_id": "demo", "url": f"{ORIGIN}/"},
                                  Origin=ORIGIN)
     assert posted.status_code == 202 and posted.headers["access-control-allow-origin"] == ORIGIN
+
+
+async def test_the_visitor_cookie_is_secure_behind_a_tls_proxy_and_only_then(telemetry_app):
+    hit = {"site_id": "demo", "url": "https://demo.example/", "consent": True}
+    async with telemetry_app(trusted_proxies=["127.0.0.1/32"]) as behind:
+        over_tls = await behind.hit("203.0.113.1", CHROME_WINDOWS, hit, **{"X-Forwarded-Proto": "https"})
+        assert "secure" in over_tls.headers["set-cookie"].lower()
+    async with telemetry_app(trusted_proxies=["10.0.0.0/8"]) as not_a_proxy:  # the peer may not say so
+        forged = await not_a_proxy.hit("203.0.113.1", CHROME_WINDOWS, hit, **{"X-Forwarded-Proto": "https"})
+        assert "secure" not in forged.headers["set-cookie"].lower()

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from assent_shared import kafka, topics, tracing
 from assent_shared.auth import TokenVerifier
+from assent_shared.clients import Forwarding
 from assent_shared.inbox import Inbox
 from assent_shared.lag import LagMonitor
 from assent_shared.logs import configure_logging
@@ -46,6 +47,7 @@ class Runtime:
     verifier: TokenVerifier
     tracer: trace.Tracer
     supervisor: Supervisor
+    forwarding: Forwarding
     stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def spawn(self, run: Run, name: str) -> None:
@@ -97,6 +99,7 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
             tracer=tracer,
             supervisor=Supervisor(metrics.registry, settings.task_restart_min_seconds,
                                   settings.task_restart_max_seconds),
+            forwarding=forwarding_of(settings),
         )
         app.state.runtime = runtime
         app.state.service = await definition.wire(runtime)
@@ -137,6 +140,13 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
     for router in definition.routers:
         app.include_router(router)
     return app
+
+
+def forwarding_of(settings: ServiceSettings) -> Forwarding:
+    """Forwarded headers count from the listed proxies; outside production a service that says it is
+    behind a proxy but lists none trusts any peer (settings refuse that in production)."""
+    return Forwarding(settings.trusted_proxies if settings.trust_forwarded_for else (),
+                      trust_any_peer=settings.trust_forwarded_for and settings.environment != "production")
 
 
 def _health_router() -> APIRouter:

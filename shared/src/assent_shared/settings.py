@@ -2,8 +2,10 @@
 
 from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assent_shared.clients import parse_networks
 
 Environment = Literal["development", "test", "production"]
 _MIN_ADMIN_TOKEN = 32
@@ -64,6 +66,11 @@ class ServiceSettings(BaseSettings):
     key_cache_entries: int = Field(default=10_000, ge=1, description="Most data keys kept in memory.")
     task_restart_min_seconds: float = Field(default=1.0, gt=0, description="First pause before a crashed background task restarts.")
     task_restart_max_seconds: float = Field(default=60.0, gt=0, description="Longest pause; it doubles per crash up to this.")
+    trust_forwarded_for: bool = Field(
+        default=False, description="This service sits behind a proxy: read X-Forwarded-For/-Proto from it.")
+    trusted_proxies: list[str] = Field(
+        default=[], description="CIDRs of the proxies whose forwarded headers count (JSON list); required in "
+                                "production when trust_forwarded_for is set.")
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
 
@@ -76,10 +83,19 @@ class ServiceSettings(BaseSettings):
                 )
             if "@127.0.0.1:5432/assent" in self.database_url and "://assent@" in self.database_url:
                 raise UnsafeSettings("DATABASE_URL must be set in production")
+            if self.trust_forwarded_for and not self.trusted_proxies:
+                raise UnsafeSettings("ASSENT_TRUSTED_PROXIES must list the proxies' networks in production when "
+                                     "ASSENT_TRUST_FORWARDED_FOR is set: otherwise any client could choose its address")
             for name in self.set_in_production:
                 if getattr(self, name) == type(self).model_fields[name].default:
                     raise UnsafeSettings(f"ASSENT_{name.upper()} must be set in production")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # a ValueError names the entry that is not a network
+        return value
 
     @property
     def group_id(self) -> str:

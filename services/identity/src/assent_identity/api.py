@@ -78,19 +78,12 @@ async def register(body: RegistrationIn, service: IdentityHandlers = Depends(han
     return _user_out(user)
 
 
-def _client_address(request: Request, rt: Runtime) -> str:
-    forwarded = request.headers.get("x-forwarded-for") if rt.settings.trust_forwarded_for else None
-    if forwarded:
-        return forwarded.split(",")[-1].strip()
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/v1/sessions", response_model=SessionOut,
              responses={401: {"description": "Invalid credentials"}, 429: {"description": "Too many failures"}})
 async def login(body: CredentialsIn, request: Request, service: IdentityHandlers = Depends(handlers),
                 rt: Runtime = Depends(runtime)) -> SessionOut:
     try:
-        issued = await service.start_session(body.email, body.password, _client_address(request, rt))
+        issued = await service.start_session(body.email, body.password, rt.forwarding.client_address(request))
     except InvalidCredentials:
         raise Problem(401, "Invalid credentials", "The email or password is wrong.", headers=_UNAUTHORIZED)
     except Throttled as exc:

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from assent_identity.keyowner import DataKeys
 from assent_identity.settings import IdentitySettings
 from assent_shared import outbox
 from assent_shared.auth import AUDIENCE
+from assent_shared.clients import throttle_network
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
     ERASURE_CONFIRMERS, ErasureConfirmed, PolicyUpdated, SessionsRevoked, UserEmailChangedV2, UserErased,
@@ -48,11 +50,6 @@ class IssuedSession:
 
 def _hash_refresh(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def _digest(value: str) -> str:
-    """Throttle keys hold no email or address in the clear."""
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 class IdentityHandlers:
@@ -90,13 +87,11 @@ class IdentityHandlers:
             ))
         return user
 
-    async def start_session(self, email: str, password: str, client: str) -> IssuedSession:
+    async def start_session(self, email: str, password: str, client: str | None) -> IssuedSession:
         normalized = email.strip().lower()
-        account_key, client_key = "account:" + _digest(normalized), "client:" + _digest(client)
+        account_key, client_key = self._account_key(normalized), self._client_key(client)
+        await self._reserve_attempt(account_key, client_key)
         async with self._pool.acquire() as conn:
-            wait = await storage.locked_for(conn, [account_key, client_key])
-            if wait > 0:
-                raise Throttled(wait)
             found = await storage.credentials_by_email(conn, normalized)
         stored_hash = found[1] if found else self._decoy_hash
         try:
@@ -104,21 +99,43 @@ class IdentityHandlers:
             if found is None or found[0].disabled:
                 raise InvalidCredentials
         except (VerificationError, InvalidHashError, InvalidCredentials) as exc:
-            await self._count_failure(account_key, client_key)
-            raise InvalidCredentials from exc
+            raise InvalidCredentials from exc  # the reserved attempt stays counted as a failure
         user = found[0]
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.clear_failures(conn, account_key)
+            await storage.release_attempt(conn, client_key)
             if self._hasher.check_needs_rehash(stored_hash):
                 await storage.update_password_hash(conn, user.id, await asyncio.to_thread(self._hasher.hash, password))
             return await self._issue(conn, user.id, uuid4(), new_session=True)
 
-    async def _count_failure(self, account_key: str, client_key: str) -> None:
+    def _account_key(self, normalized_email: str) -> str:
+        return "account:" + self._throttle_hash(normalized_email)
+
+    def _client_key(self, address: str | None) -> str:
+        return "client:" + self._throttle_hash(throttle_network(address))
+
+    def _throttle_hash(self, value: str) -> str:
+        """Throttle keys hold no email or address in the clear, nor a hash anyone could recompute
+        from a list of emails without the throttle secret."""
+        return hmac.new(self._settings.throttle_key_secret.encode(), value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def _reserve_attempt(self, account_key: str, client_key: str) -> None:
+        """Count the attempt before the (slow) password check, so parallel guesses cannot all pass a
+        lock check that none of them has yet counted against; refuse it while either key is locked."""
         async with self._pool.acquire() as conn, conn.transaction():
             for key, rule in ((account_key, domain.ACCOUNT_THROTTLE), (client_key, domain.CLIENT_THROTTLE)):
-                seconds = rule.lock_seconds(await storage.record_failure(conn, key, rule.window))
-                if seconds:
+                attempts, wait = await storage.reserve_attempt(conn, key, rule.window)
+                if attempts is None:
+                    raise Throttled(max(1.0, wait))  # rolls back the reservation of the other key too
+                if seconds := rule.lock_seconds(attempts):
                     await storage.lock(conn, key, seconds)
+
+    async def prune_throttle_forever(self) -> None:
+        window = max(domain.ACCOUNT_THROTTLE.window, domain.CLIENT_THROTTLE.window)
+        while True:
+            async with self._pool.acquire() as conn:
+                await storage.prune_login_failures(conn, window)
+            await asyncio.sleep(self._settings.throttle_prune_seconds)
 
     async def refresh_session(self, refresh_token: str) -> IssuedSession:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -239,6 +256,9 @@ class IdentityHandlers:
     async def erase_user(self, user_id: UUID) -> None:
         now = datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
+            user = await storage.user_by_id(conn, user_id)
+            if user is not None:  # the account's login-failure row goes with it
+                await storage.clear_failures(conn, self._account_key(user.email))
             await storage.erase_user(conn, user_id, now)
             await self._keys.erase(keyowner.SELF, user_id, conn)
             await storage.record_confirmation(conn, user_id, keyowner.SELF, now)

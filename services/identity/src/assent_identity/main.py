@@ -24,6 +24,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
                       "key-audit-pruning")
         service = IdentityHandlers(runtime.pool, settings, keys)
         subscribers.register(runtime, service)
+        runtime.spawn(service.prune_throttle_forever, "throttle-pruning")
         client = httpx.AsyncClient(timeout=10)
         runtime.on_stop(client.aclose)
         app.state.exporter = Exporter(client, settings)

@@ -9,7 +9,7 @@ _DEVELOPMENT_KEY_CLIENTS = {name: development_key_token(name)
 
 
 class IdentitySettings(ServiceSettings):
-    set_in_production = ("signing_key_secret", "data_key_secret", "key_clients")
+    set_in_production = ("signing_key_secret", "data_key_secret", "key_clients", "throttle_key_secret")
     service_name: str = "identity"
     signing_key_secret: str = Field(default="development-only-signing-key-secret", min_length=16,
                                     description="Seals the private signing keys stored in the database.")
@@ -30,4 +30,7 @@ class IdentitySettings(ServiceSettings):
     mailer_url: str = "http://127.0.0.1:8103"
     policy_url: str = "http://127.0.0.1:8104"
     support_url: str = "http://127.0.0.1:8106"
-    trust_forwarded_for: bool = Field(default=False, description="Take the client address from X-Forwarded-For.")
+    throttle_key_secret: str = Field(
+        default="development-only-throttle-key-secret", min_length=16,
+        description="Keys the HMAC of login-throttle keys (email, client network); apart from other secrets.")
+    throttle_prune_seconds: float = Field(default=300.0, gt=0, description="How often spent throttle rows go.")

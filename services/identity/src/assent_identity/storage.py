@@ -126,33 +126,50 @@ async def record_policy(conn: asyncpg.Connection, policy_id: str, version: int, 
     )
 
 
-async def locked_for(conn: asyncpg.Connection, keys: list[str]) -> float:
-    """Seconds until every one of `keys` may try again (0 when none is locked)."""
-    return float(await conn.fetchval(
-        """SELECT coalesce(max(extract(epoch FROM locked_until - now())), 0) FROM login_failures
-           WHERE throttle_key = ANY($1::text[]) AND locked_until > now()""",
-        keys,
-    ))
-
-
-async def record_failure(conn: asyncpg.Connection, key: str, window: int) -> int:
-    """Count a failure in the key's window (a new window once the old one has passed)."""
-    return await conn.fetchval(
+async def reserve_attempt(conn: asyncpg.Connection, key: str, window: int) -> tuple[int | None, float]:
+    """Count an attempt before its password is checked, unless the key is locked. Returns the
+    attempts in the key's window, or None and the seconds the lock still holds. The row lock
+    serializes parallel attempts, so each sees the count (and the lock) of those before it."""
+    attempts = await conn.fetchval(
         """INSERT INTO login_failures (throttle_key, failures, first_at) VALUES ($1, 1, now())
            ON CONFLICT (throttle_key) DO UPDATE SET
              failures = CASE WHEN login_failures.first_at < now() - make_interval(secs => $2)
                              THEN 1 ELSE login_failures.failures + 1 END,
              first_at = CASE WHEN login_failures.first_at < now() - make_interval(secs => $2)
                              THEN now() ELSE login_failures.first_at END
+           WHERE login_failures.locked_until IS NULL OR login_failures.locked_until <= now()
            RETURNING failures""",
-        key, float(window),
+        key, window,
     )
+    if attempts is not None:
+        return attempts, 0.0
+    wait = await conn.fetchval(
+        "SELECT greatest(extract(epoch FROM locked_until - now()), 0) FROM login_failures WHERE throttle_key = $1", key
+    )
+    return None, float(wait or 0)
+
+
+async def release_attempt(conn: asyncpg.Connection, key: str) -> None:
+    """A reserved attempt that succeeded is no failure."""
+    await conn.execute(
+        "UPDATE login_failures SET failures = greatest(failures - 1, 0) WHERE throttle_key = $1", key
+    )
+
+
+async def prune_login_failures(conn: asyncpg.Connection, window: int) -> int:
+    """Rows whose window has passed and whose lock has ended hold nothing any rule still needs."""
+    status = await conn.execute(
+        """DELETE FROM login_failures WHERE first_at < now() - make_interval(secs => $1)
+           AND (locked_until IS NULL OR locked_until < now())""",
+        window,
+    )
+    return int(status.split()[-1])
 
 
 async def lock(conn: asyncpg.Connection, key: str, seconds: int) -> None:
     await conn.execute(
         "UPDATE login_failures SET locked_until = now() + make_interval(secs => $2) WHERE throttle_key = $1",
-        key, float(seconds),
+        key, seconds,
     )
 
 

@@ -78,14 +78,6 @@ def _parse_hits(raw: bytes, max_batch: int) -> list[HitIn]:
         raise Problem(422, "Invalid hit", "The body does not match the schema.", errors=errors)
 
 
-def _client_ip(request: Request, trust_forwarded_for: bool) -> str | None:
-    # The proxy we trust appends the peer it saw, so the last entry is the one nobody could forge.
-    forwarded = request.headers.get("x-forwarded-for") if trust_forwarded_for else None
-    if forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip() or None
-    return request.client.host if request.client else None
-
-
 def _cors(origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
 
@@ -115,7 +107,8 @@ async def collect(request: Request, service: TelemetryHandlers = Depends(handler
     cookie_id = request.cookies.get(cfg.visitor_cookie) if with_cookie else None
     if with_cookie and not domain.valid_cookie_id(cookie_id):
         cookie_id = secrets.token_urlsafe(16)
-    client = Client(ip=_client_ip(request, cfg.trust_forwarded_for),
+    forwarding = request.app.state.runtime.forwarding
+    client = Client(ip=forwarding.client_address(request),
                     user_agent=request.headers.get("user-agent", ""), cookie_id=cookie_id)
     try:
         accepted = await service.collect(
@@ -126,7 +119,7 @@ async def collect(request: Request, service: TelemetryHandlers = Depends(handler
         raise Problem(422, "Invalid hit", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
     response = Response(json.dumps({"accepted": accepted}), status_code=202, media_type="application/json",
                         headers=_cors(origin) if origin else None)
-    secure = request.url.scheme == "https"
+    secure = forwarding.scheme(request) == "https"  # TLS ends at the proxy: its X-Forwarded-Proto says so
     if cookie_id is not None:
         response.set_cookie(cfg.visitor_cookie, cookie_id, max_age=cfg.visitor_cookie_days * 86400,
                             path="/v1/collect", httponly=True, secure=secure, samesite="lax")

@@ -17,9 +17,6 @@ class TelemetrySettings(ServiceSettings):
     )
     k_anonymity: int = Field(default=10, ge=2, description="Groups with fewer distinct visitors are suppressed.")
     asn_database: str | None = Field(default=None, description="Path of an offline IP-to-ASN/ISP MMDB file.")
-    trust_forwarded_for: bool = Field(
-        default=False, description="Take the client address from X-Forwarded-For (one trusted proxy in front)."
-    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_batch: int = Field(default=100, ge=1)
     late_hit_seconds: int = Field(
