@@ -84,6 +84,7 @@ class Stack:
             "ASSENT_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "ASSENT_SITES": SITES,
             "ASSENT_TRUST_FORWARDED_FOR": "true",
+            "ASSENT_KEY_OWNER_URL": self.urls["identity"][0],
             **self.settings,
         }
         for spec in services.SERVICES:

@@ -97,6 +97,8 @@ async def _nothing_personal_left(system, user_id, email):
         deliveries = await mailer.get(f"/v1/subjects/{user_id}/deliveries", headers=system.admin)
         assert email not in deliveries.text
     for name, env in system.envs.items():
+        if "DATABASE_URL" not in env:  # the Site keeps no database
+            continue
         assert await find_text(env["DATABASE_URL"], email) == [], name
         if name != "identity":  # identity keeps the id of an erased account as its tombstone
             assert not [c for c in await find_text(env["DATABASE_URL"], user_id)
