@@ -6,6 +6,7 @@ fresh id that no cookie keeps, so nothing in the browser remembers it.
 
 import secrets
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -16,6 +17,7 @@ from assent_site.web import (
 )
 
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger(__name__)
 COOKIES_PURPOSE = "cookies"
 
 
@@ -35,9 +37,13 @@ async def choose(request: Request) -> Response:
         record = await site_of(request).services.consent.set_device_consent(device, COOKIES_PURPOSE, allow,
                                                                             gpc(request))
     except (UpstreamError, Unavailable):
-        return await page(request, "cookies.html", status=503,
-                          error="Your choice could not be recorded just now, so no cookie was set. Try again later.")
-    if allow and record.get("granted", allow):
+        if allow:
+            return await page(request, "cookies.html", status=503, error=(
+                "Your choice could not be recorded just now, so no cookie was set. Try again later."))
+        # A refusal needs no record to be honoured: nothing is set either way.
+        log.warning("cookie refusal not recorded")
+        record = None
+    if allow and record is not None and record.get("granted", True):
         set_cookie(request, DEVICE_COOKIE, device, DEVICE_COOKIE_DAYS * 86400)
         return redirect(target, "cookies_allowed")
     if existing:

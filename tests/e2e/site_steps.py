@@ -1,0 +1,75 @@
+"""What a person does on the Site, as Playwright steps shared by the browser tests."""
+
+import re
+
+from playwright.async_api import BrowserContext, Page
+
+from tests.e2e.conftest import CONSOLE_PASSWORD
+
+PASSWORD = "correct horse battery"
+# Headless Chromium names itself HeadlessChrome, which telemetry rightly counts as a bot.
+DESKTOP_CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/156.0.0.0 Safari/537.36")
+
+
+async def sign_up(context: BrowserContext, email: str, newsletter: bool = True) -> Page:
+    page = await context.new_page()
+    await page.goto("/signup")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    box = page.get_by_label("Send me the newsletter")
+    assert await box.is_checked(), "signing up subscribes, as the policy says"
+    if not newsletter:
+        await box.uncheck()
+    await page.get_by_role("button", name="Sign up").click()
+    await page.wait_for_url(re.compile(r"/my-data"))
+    return page
+
+
+async def sign_in(context: BrowserContext, email: str, password: str = PASSWORD) -> Page:
+    page = await context.new_page()
+    await page.goto("/signin")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(re.compile(r"/my-data"))
+    return page
+
+
+async def console(context: BrowserContext) -> Page:
+    page = await context.new_page()
+    await page.goto("/admin")
+    await page.wait_for_url(re.compile(r"/admin/signin"))
+    await page.get_by_label("Console password").fill(CONSOLE_PASSWORD)
+    await page.get_by_role("button", name="Sign in to the console").click()
+    await page.wait_for_url(re.compile(r"/admin$"))
+    return page
+
+
+async def publish_policy(page: Page, summary: str, data_use: str | None = None) -> None:
+    """Write a new version in the console, check its preview and diff, publish it."""
+    await page.goto("/admin/policy")
+    await page.get_by_label("What changed").fill(summary)
+    text = page.get_by_label("Text (Markdown)")
+    await text.fill(await text.input_value() + f"\n\n## {summary}\n\nA new paragraph.\n")
+    if data_use is not None:
+        await page.get_by_label("Data-use map").fill(data_use)
+    await page.get_by_role("button", name="Preview and diff").click()
+    preview = page.locator("section.preview")
+    assert summary in await preview.locator("article.policy h2").last.inner_text()
+    added = await preview.locator("pre.diff .add").all_inner_texts()
+    assert any(f"## {summary}" in line for line in added), added
+    await page.get_by_role("button", name="Publish this version").click()
+    await page.wait_for_url(re.compile(r"/admin/policy\?done=published"))
+
+
+def consent_row(page: Page, purpose: str, recipient: str):
+    return page.locator(f'tr[data-purpose="{purpose}"][data-recipient="{recipient}"]')
+
+
+async def switch(page: Page, purpose: str, recipient: str) -> str:
+    """Press the row's switch; the state the page shows after."""
+    row = consent_row(page, purpose, recipient)
+    await row.get_by_role("button").click()
+    await page.wait_for_url(re.compile(r"done=consent_saved"))
+    return await consent_row(page, purpose, recipient).locator("td.state").inner_text()
