@@ -36,7 +36,7 @@ def telemetry_app(infra, new_database, asn_database) -> Callable:
         clock = Clock()
         settings = TelemetrySettings(**base_settings(
             infra, database_url, prefix, sites={"demo": [ORIGIN], "shop": [], "blog": []},
-            partners={"acme": PARTNER_TOKEN}, k_anonymity=3, trust_forwarded_for=True, asn_database=asn_database,
+            partners={"acme": PARTNER_TOKEN}, partner_sites={"acme": ["demo", "shop"]}, k_anonymity=3, trust_forwarded_for=True, asn_database=asn_database,
             **overrides,
         ))
         async with serve(create_app(settings, clock=clock)) as client:

@@ -94,11 +94,3 @@ def test_tally_counts_hits_per_hour_visitors_per_day_and_bots_apart():
     assert hits[domain.RollupKey("demo", day, 12, "isp", "unknown")] == 2
     assert {v for s, d, dim, val, v in visitors if dim == domain.TOTAL} == {"v1", "v2"}
     assert not [v for v in visitors if v[4] == "bot1" and v[2] != domain.BOT]
-
-
-def test_groups_below_k_are_dropped_whatever_their_hits():
-    groups = [domain.Group("Chrome", 50, 12), domain.Group("Firefox", 400, 9), domain.Group("Edge", 10, 10)]
-    shown = domain.suppress_small(groups, 10)
-    assert [g.value for g in shown] == ["Chrome", "Edge"]
-    assert all(g.visitors >= 10 for g in shown)
-    assert domain.suppress_small(groups, 13) == []

@@ -235,6 +235,10 @@ class PageViewed(Event):
     isp: str | None = Field(default=None, description="Network/ISP name from an offline ASN database.")
     visitor_hash: str = Field(description="Daily-rotating visitor hash or first-party cookie id.")
     occurred_at: datetime = Field(description="When the hit was accepted (UTC).")
+    network_unit: str | None = Field(
+        default=None, description="Daily-rotating keyed hash of the visitor's network (IPv4 /24, IPv6 /48): "
+                                  "what partner reports count, so one network is one unit however many visitors it fakes.",
+    )
 
     def key(self) -> str:
         return self.site_id

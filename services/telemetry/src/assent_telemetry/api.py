@@ -14,7 +14,9 @@ from assent_shared.auth import bearer_token, require_admin
 from assent_shared.problems import Problem
 from assent_shared.text import Line
 from assent_telemetry import domain
-from assent_telemetry.handlers import Client, Hit, NotFinal, TelemetryHandlers, UnknownSite
+from assent_telemetry.handlers import (
+    Client, Hit, NotFinal, NotYourSite, RateLimited, TelemetryHandlers, UnknownSite,
+)
 from assent_telemetry.settings import TelemetrySettings
 
 router = APIRouter()
@@ -95,7 +97,8 @@ async def collect_preflight(request: Request, cfg: TelemetrySettings = Depends(s
 
 @router.post("/v1/collect", status_code=202, openapi_extra=_COLLECT_BODY,
              responses={400: {"description": "Malformed JSON"}, 403: {"description": "Origin not allowed"},
-                        413: {"description": "Body too large"}, 422: {"description": "Invalid hit or unknown site"}})
+                        413: {"description": "Body too large"}, 422: {"description": "Invalid hit or unknown site"},
+                        429: {"description": "Too many hits from this network"}})
 async def collect(request: Request, service: TelemetryHandlers = Depends(handlers),
                   cfg: TelemetrySettings = Depends(settings)) -> Response:
     hits = _parse_hits(await _read_body(request, cfg.max_body_bytes), cfg.max_batch)
@@ -117,6 +120,9 @@ async def collect(request: Request, service: TelemetryHandlers = Depends(handler
         raise Problem(422, "Unknown site", "No site with this id is configured.")
     except domain.InvalidHit as exc:
         raise Problem(422, "Invalid hit", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
+    except RateLimited as exc:
+        raise Problem(429, "Too many hits from this network", "Slow down.",
+                      headers={"Retry-After": str(exc.retry_after)})
     response = Response(json.dumps({"accepted": accepted}), status_code=202, media_type="application/json",
                         headers=_cors(origin) if origin else None)
     secure = forwarding.scheme(request) == "https"  # TLS ends at the proxy: its X-Forwarded-Proto says so
@@ -189,9 +195,9 @@ async def stats(request: Request, site_id: str = Query(max_length=64), first: da
 
 class DayOut(BaseModel):
     day: date
-    groups: list[GroupOut] = Field(description="Only groups of at least k distinct visitors.")
+    groups: list[GroupOut] = Field(description="Only groups of at least k counted networks (README: partner reports).")
     hits: int = Field(description="Sum over the groups shown, never over suppressed ones.")
-    visitors: int = Field(description="Distinct visitors of the groups shown.")
+    visitors: int = Field(description="Counted networks of the groups shown (each counts in one group only).")
 
 
 class ReportOut(BaseModel):
@@ -203,23 +209,27 @@ class ReportOut(BaseModel):
 
 @router.get("/v1/reports/aggregate", response_model=ReportOut,
             responses={401: {"description": "Partner credentials required"},
+                       403: {"description": "A site the partner is not scoped to"},
                        422: {"description": "Unknown site, bad range, or a day that is not final yet"}})
 async def aggregate_report(request: Request, site_id: str = Query(max_length=64), dimension: PartnerDimension = Query(),
                            first: date = Query(alias="from"), last: date | None = Query(None, alias="to"),
                            service: TelemetryHandlers = Depends(handlers),
                            cfg: TelemetrySettings = Depends(settings)) -> ReportOut:
-    if service.partner_for(bearer_token(request)) is None:
+    partner_id = service.partner_for(bearer_token(request))
+    if partner_id is None:
         raise Problem(401, "Partner credentials required", headers=_UNAUTHORIZED)
     first, last = _range(first, last)
     try:
-        days = await service.partner_report(site_id, first, last, dimension)
+        days = await service.partner_report(partner_id, site_id, first, last, dimension)
     except UnknownSite:
         raise Problem(422, "Unknown site", "No site with this id is configured.")
+    except NotYourSite:
+        raise Problem(403, "Not your site", "This partner may not see reports of this site.")
     except NotFinal as exc:
         raise Problem(422, "Day not final", "Reports cover whole days that can no longer change.",
                       latest_final_day=exc.latest_final_day.isoformat())
     return ReportOut(site_id=site_id, dimension=dimension, k=cfg.k_anonymity, days=[
-        DayOut(day=d.day, hits=d.hits, visitors=d.visitors,
-               groups=[GroupOut(value=g.value, hits=g.hits, visitors=g.visitors) for g in d.groups])
+        DayOut(day=d.day, hits=sum(c.hits for c in d.cells), visitors=sum(c.visitors for c in d.cells),
+               groups=[GroupOut(value=c.value, hits=c.hits, visitors=c.visitors) for c in d.cells])
         for d in days
     ])

@@ -166,8 +166,3 @@ class Group:
     value: str
     hits: int
     visitors: int
-
-
-def suppress_small(groups: Iterable[Group], k: int) -> list[Group]:
-    """Only groups of at least k distinct visitors; the rest vanish, with no "other" bucket that sums them."""
-    return [g for g in groups if g.visitors >= k]

@@ -16,8 +16,9 @@ from assent_shared.bootstrap import Runtime
 from assent_shared.events import PageViewed
 from assent_shared.inbox import TRANSIENT
 from assent_shared.logs import current_correlation_id
-from assent_telemetry import domain, storage
+from assent_telemetry import domain, partner, storage
 from assent_telemetry.networks import NetworkLookup
+from assent_telemetry.ratelimit import NetworkRateLimit
 from assent_telemetry.salts import DailySalts
 from assent_telemetry.settings import TelemetrySettings
 
@@ -27,6 +28,16 @@ Clock = Callable[[], datetime]
 
 class UnknownSite(ValueError):
     pass
+
+
+class NotYourSite(ValueError):
+    """A partner asked about a site it is not scoped to."""
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("rate limited")
+        self.retry_after = max(1, int(retry_after + 0.999))
 
 
 class NotFinal(ValueError):
@@ -64,9 +75,7 @@ class Stats:
 @dataclass(frozen=True)
 class DayReport:
     day: date
-    groups: list[domain.Group]
-    hits: int
-    visitors: int
+    cells: list[partner.Cell]
 
 
 class TelemetryHandlers:
@@ -79,6 +88,8 @@ class TelemetryHandlers:
         self._salts = DailySalts(runtime.pool)
         self._dead_letter = kafka.dead_letterer(settings, runtime.producer)
         self._late_hit = timedelta(seconds=settings.late_hit_seconds)
+        self._settle = timedelta(seconds=settings.report_settle_seconds)
+        self._limit = NetworkRateLimit(settings.network_hits_per_minute)
 
     def origins(self, site_id: str) -> list[str] | None:
         return self._settings.sites.get(site_id)
@@ -91,19 +102,24 @@ class TelemetryHandlers:
         now = self._clock()
         agent = domain.classify(client.user_agent)
         network = self._networks.network(client.ip)
+        prefix = partner.network_prefix(client.ip)
+        today_salt = await self._salts.get(domain.salt_day(now))
+        wait = self._limit.admit(partner.network_unit(today_salt, "", prefix), len(hits), now.timestamp())
+        if wait:
+            raise RateLimited(wait)
         events = []
         for hit in hits:
             at = domain.occurred_at(hit.ts, now, self._late_hit, timedelta(seconds=self._settings.future_skew_seconds))
+            salt = await self._salts.get(domain.salt_day(at))
             if client.cookie_id is not None:
                 visitor = domain.consented_visitor(hit.site_id, client.cookie_id)
             else:
-                salt = await self._salts.get(domain.salt_day(at))
                 visitor = domain.cookieless_visitor(salt, hit.site_id, client.ip or "", client.user_agent)
             events.append(PageViewed(
                 site_id=hit.site_id, path=domain.page_path(hit.url),
                 referrer=domain.referrer_host(hit.referrer, hit.url),
                 browser=agent.browser, os=agent.os, device_type=agent.device_type, isp=network,
-                visitor_hash=visitor, occurred_at=at,
+                visitor_hash=visitor, occurred_at=at, network_unit=partner.network_unit(salt, hit.site_id, prefix),
             ))
         await self._publish(events)
         return len(events)
@@ -164,7 +180,14 @@ class TelemetryHandlers:
             if fresh:
                 hits, visitors = domain.tally(events[i] for i in fresh)
                 await storage.add_hits(conn, hits)
-                await storage.add_visitors(conn, visitors)
+                # Per-visitor rows only for days still open: a final day's are gone for good.
+                latest_final = self._latest_final_day()
+                visitors = {v for v in visitors if v[1] > latest_final}
+                if visitors:
+                    await storage.add_visitors(conn, visitors)
+                units = [u for u in partner.unit_hits(events[i] for i in fresh) if u.day > latest_final]
+                if units:
+                    await storage.add_unit_hits(conn, units)
         return fresh
 
     async def _decode(self, record: ConsumerRecord) -> tuple[str, PageViewed] | None:
@@ -203,23 +226,36 @@ class TelemetryHandlers:
                 found = partner
         return found
 
-    async def partner_report(self, site_id: str, first: date, last: date, dimension: str) -> list[DayReport]:
+    def _latest_final_day(self) -> date:
+        return domain.latest_final_day(self._clock(), self._late_hit, self._settle)
+
+    async def partner_report(self, partner_id: str, site_id: str, first: date, last: date,
+                             dimension: str) -> list[DayReport]:
         if site_id not in self._settings.sites:
             raise UnknownSite(site_id)
-        latest = domain.latest_final_day(
-            self._clock(), self._late_hit, timedelta(seconds=self._settings.report_settle_seconds))
+        if site_id not in self._settings.partner_sites.get(partner_id, ()):
+            raise NotYourSite(site_id)
+        latest = self._latest_final_day()
         if last > latest:
             raise NotFinal(latest)
-        k = self._settings.k_anonymity
         reports = []
-        async with self._pool.acquire() as conn:
-            day = first
-            while day <= last:
-                shown = domain.suppress_small(await storage.daily_groups(conn, site_id, day, dimension), k)
-                visitors = await storage.distinct_visitors_of(conn, site_id, day, dimension, [g.value for g in shown])
-                reports.append(DayReport(day, shown, sum(g.hits for g in shown), visitors))
-                day += timedelta(days=1)
+        day = first
+        while day <= last:
+            await self.finalize_day(site_id, day)
+            async with self._pool.acquire() as conn:
+                reports.append(DayReport(day, await storage.partner_cells(conn, site_id, day, dimension)))
+            day += timedelta(days=1)
         return reports
+
+    async def finalize_day(self, site_id: str, day: date) -> None:
+        """Fix a final day's partner cells once, keep its distinct counts, drop its per-visitor rows.
+        Rows a late hit left after that are dropped on the next run."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            first_time = await storage.claim_final_day(conn, site_id, day)
+            if first_time:
+                cells = partner.cells(await storage.unit_rows(conn, site_id, day), self._settings.k_anonymity)
+                await storage.store_partner_cells(conn, site_id, day, cells)
+            await storage.drop_visitor_rows(conn, site_id, day, count_first=first_time)
 
     async def maintain_forever(self) -> None:
         while True:
@@ -233,3 +269,7 @@ class TelemetryHandlers:
         await self._salts.forget_before(domain.oldest_live_salt_day(self._clock(), self._late_hit))
         async with self._pool.acquire() as conn:
             await storage.prune_inbox(conn, topics.HITS.name, self._settings.inbox_keep_days)
+            await storage.prune_aggregates(conn, self._clock().date() - timedelta(days=self._settings.aggregate_keep_days))
+            open_days = await storage.open_days(conn, self._latest_final_day())
+        for site_id, day in open_days:
+            await self.finalize_day(site_id, day)

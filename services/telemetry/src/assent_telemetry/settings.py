@@ -15,6 +15,11 @@ class TelemetrySettings(ServiceSettings):
     partners: dict[str, str] = Field(
         default={}, description="Partner id -> token for /v1/reports/aggregate. JSON in ASSENT_PARTNERS."
     )
+    partner_sites: dict[str, list[str]] = Field(
+        default={}, description="Partner id -> the site ids it may see (JSON in ASSENT_PARTNER_SITES); none by default.",
+    )
+    network_hits_per_minute: int = Field(default=600, ge=1, description="Hits a network (/24, /48) may send per minute.")
+    aggregate_keep_days: int = Field(default=760, ge=1, description="How long rollups and partner cells are kept (25 months).")
     k_anonymity: int = Field(default=10, ge=2, description="Groups with fewer distinct visitors are suppressed.")
     asn_database: str | None = Field(default=None, description="Path of an offline IP-to-ASN/ISP MMDB file.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

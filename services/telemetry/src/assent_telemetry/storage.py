@@ -6,6 +6,7 @@ from datetime import date
 import asyncpg
 
 from assent_telemetry.domain import Group, RollupKey
+from assent_telemetry.partner import Cell, UnitHits
 
 
 async def salt_for(conn: asyncpg.Connection, day: date, fresh: bytes) -> bytes:
@@ -63,8 +64,13 @@ async def groups(conn: asyncpg.Connection, site_id: str, first: date, last: date
     rows = await conn.fetch(
         """WITH h AS (SELECT value, sum(hits) AS hits FROM hit_rollups
                       WHERE site_id = $1 AND day BETWEEN $2 AND $3 AND dimension = $4 GROUP BY value),
-                v AS (SELECT value, count(*) AS visitors FROM visitor_days
-                      WHERE site_id = $1 AND day BETWEEN $2 AND $3 AND dimension = $4 GROUP BY value)
+                v AS (SELECT value, sum(n) AS visitors FROM (
+                        SELECT value, count(*) AS n FROM visitor_days
+                        WHERE site_id = $1 AND day BETWEEN $2 AND $3 AND dimension = $4 GROUP BY value
+                        UNION ALL
+                        SELECT value, visitors FROM visitor_counts
+                        WHERE site_id = $1 AND day BETWEEN $2 AND $3 AND dimension = $4) AS open_and_final
+                      GROUP BY value)
            SELECT h.value, h.hits, coalesce(v.visitors, 0) AS visitors
            FROM h LEFT JOIN v USING (value) ORDER BY h.hits DESC, h.value LIMIT $5""",
         site_id, first, last, dimension, limit,
@@ -82,15 +88,78 @@ async def hourly(conn: asyncpg.Connection, site_id: str, first: date, last: date
     )
 
 
-async def daily_groups(conn: asyncpg.Connection, site_id: str, day: date, dimension: str) -> list[Group]:
-    return await groups(conn, site_id, day, day, dimension, limit=2**31 - 1)
-
-
-async def distinct_visitors_of(conn: asyncpg.Connection, site_id: str, day: date, dimension: str,
-                               values: list[str]) -> int:
-    """Distinct visitors of the given groups only, so a total never includes a suppressed group."""
-    return await conn.fetchval(
-        """SELECT count(DISTINCT visitor_hash) FROM visitor_days
-           WHERE site_id = $1 AND day = $2 AND dimension = $3 AND value = ANY($4::text[])""",
-        site_id, day, dimension, values,
+async def add_unit_hits(conn: asyncpg.Connection, rows: list[UnitHits]) -> None:
+    rows = sorted(rows, key=lambda r: (r.site_id, r.day, r.unit, r.value))
+    await conn.execute(
+        """INSERT INTO unit_days (site_id, day, unit, dimension, value, hits, first_at)
+           SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                                $7::timestamptz[])
+           ON CONFLICT (site_id, day, unit, value) DO UPDATE SET hits = unit_days.hits + EXCLUDED.hits,
+               first_at = least(unit_days.first_at, EXCLUDED.first_at)""",
+        [r.site_id for r in rows], [r.day for r in rows], [r.unit for r in rows], [r.dimension for r in rows],
+        [r.value for r in rows], [r.hits for r in rows], [r.first_at for r in rows],
     )
+
+
+async def open_days(conn: asyncpg.Connection, latest_final: date) -> list[tuple[str, date]]:
+    """(site, day) pairs that are final by the clock but still hold per-visitor rows."""
+    rows = await conn.fetch(
+        """SELECT site_id, day FROM visitor_days WHERE day <= $1
+           UNION SELECT site_id, day FROM unit_days WHERE day <= $1 ORDER BY 2, 1""",
+        latest_final,
+    )
+    return [(r["site_id"], r["day"]) for r in rows]
+
+
+async def claim_final_day(conn: asyncpg.Connection, site_id: str, day: date) -> bool:
+    """True for the one caller that finalizes the day; replicas and repeats get False."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 11))", f"{site_id}/{day.isoformat()}")
+    status = await conn.execute(
+        "INSERT INTO final_days (site_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING", site_id, day)
+    return status.endswith(" 1")
+
+
+async def is_final(conn: asyncpg.Connection, site_id: str, day: date) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM final_days WHERE site_id = $1 AND day = $2", site_id, day))
+
+
+async def unit_rows(conn: asyncpg.Connection, site_id: str, day: date) -> list[UnitHits]:
+    rows = await conn.fetch(
+        "SELECT unit, dimension, value, hits, first_at FROM unit_days WHERE site_id = $1 AND day = $2", site_id, day)
+    return [UnitHits(site_id, day, r["unit"], r["dimension"], r["value"], r["hits"], r["first_at"]) for r in rows]
+
+
+async def store_partner_cells(conn: asyncpg.Connection, site_id: str, day: date, cells: list[Cell]) -> None:
+    await conn.executemany(
+        """INSERT INTO partner_cells (site_id, day, dimension, value, visitors, hits) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT DO NOTHING""",
+        [(site_id, day, c.dimension, c.value, c.visitors, c.hits) for c in cells],
+    )
+
+
+async def drop_visitor_rows(conn: asyncpg.Connection, site_id: str, day: date, count_first: bool) -> None:
+    """Per-visitor rows of a final day go; their distinct counts stay (when the day is finalized now)."""
+    if count_first:
+        await conn.execute(
+            """INSERT INTO visitor_counts (site_id, day, dimension, value, visitors)
+               SELECT site_id, day, dimension, value, count(*) FROM visitor_days
+               WHERE site_id = $1 AND day = $2 GROUP BY site_id, day, dimension, value""",
+            site_id, day,
+        )
+    await conn.execute("DELETE FROM visitor_days WHERE site_id = $1 AND day = $2", site_id, day)
+    await conn.execute("DELETE FROM unit_days WHERE site_id = $1 AND day = $2", site_id, day)
+
+
+async def partner_cells(conn: asyncpg.Connection, site_id: str, day: date, dimension: str) -> list[Cell]:
+    rows = await conn.fetch(
+        """SELECT value, visitors, hits FROM partner_cells WHERE site_id = $1 AND day = $2 AND dimension = $3
+           ORDER BY visitors DESC, value""",
+        site_id, day, dimension,
+    )
+    return [Cell(dimension, r["value"], r["visitors"], r["hits"]) for r in rows]
+
+
+async def prune_aggregates(conn: asyncpg.Connection, before: date) -> None:
+    """Aggregates (no visitor in them) are kept for a retention period too."""
+    for table in ("hit_rollups", "visitor_counts", "partner_cells", "final_days"):
+        await conn.execute(f"DELETE FROM {table} WHERE day < $1", before)  # noqa: S608 (fixed table names)
