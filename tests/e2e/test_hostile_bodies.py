@@ -37,3 +37,21 @@ async def test_a_body_built_to_break_the_parser_gets_a_4xx(system, service, body
                 response = await client.request(method, _concrete(path), content=HOSTILE[body], headers=headers)
                 assert 400 <= response.status_code < 500, f"{method} {path} -> {response.status_code}"
                 assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_a_body_over_the_limit_gets_413_whether_or_not_it_declares_its_length(system, service):
+    too_big = b"[" + b" " * (1024 * 1024) + b"]"
+
+    async def streamed():
+        for start in range(0, len(too_big), 65536):
+            yield too_big[start:start + 65536]
+
+    async with system.client(service) as client:
+        method, path = _operations_with_bodies((await client.get("/openapi.json")).json())[0]
+        for content in (too_big, streamed()):
+            response = await client.request(method, _concrete(path), content=content,
+                                            headers={"content-type": "application/json", **system.admin})
+            assert response.status_code == 413, f"{method} {path} -> {response.status_code}"
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["title"] == "Body too large"

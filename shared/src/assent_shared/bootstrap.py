@@ -19,6 +19,7 @@ from assent_shared.auth import TokenVerifier
 from assent_shared.clients import Forwarding
 from assent_shared.inbox import Inbox
 from assent_shared.lag import LagMonitor
+from assent_shared.limits import BodyLimit
 from assent_shared.logs import configure_logging
 from assent_shared.metrics import Metrics
 from assent_shared.migrate import SHARED, MigrationSet, apply_migrations
@@ -135,7 +136,8 @@ def create_app(definition: ServiceDefinition) -> FastAPI:
     app.state.tracer_provider = tracing.make_provider(settings.service_name, settings.otlp_endpoint)
     app.state.tracer = app.state.tracer_provider.get_tracer("assent")
     install_problem_handlers(app)
-    app.add_middleware(Observe)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observe)  # outermost: refused bodies are counted and traced too
     app.include_router(_health_router())
     for router in definition.routers:
         app.include_router(router)

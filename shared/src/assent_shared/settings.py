@@ -66,6 +66,7 @@ class ServiceSettings(BaseSettings):
     key_cache_entries: int = Field(default=10_000, ge=1, description="Most data keys kept in memory.")
     task_restart_min_seconds: float = Field(default=1.0, gt=0, description="First pause before a crashed background task restarts.")
     task_restart_max_seconds: float = Field(default=60.0, gt=0, description="Longest pause; it doubles per crash up to this.")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body; more gets 413.")
     trust_forwarded_for: bool = Field(
         default=False, description="This service sits behind a proxy: read X-Forwarded-For/-Proto from it.")
     trusted_proxies: list[str] = Field(
