@@ -176,3 +176,21 @@ async def test_a_revoked_session_is_refused_once_its_event_arrives(consent, infr
 
     await eventually(refused)
     assert (await consent.get(path, headers={"Authorization": f"Bearer {other_token}"})).status_code == 200
+
+
+async def test_the_history_comes_a_page_at_a_time(consent, issuer):
+    me = uuid4()
+    mine = {"Authorization": f"Bearer {issuer.token(me)}"}
+    for granted in (True, False, True):  # each a change: a no-op records nothing
+        changed = await consent.put(f"/v1/subjects/{me}/consents/newsletter/first_party", json={"granted": granted},
+                                    headers=mine)
+        assert changed.status_code == 200, changed.text
+    path = f"/v1/subjects/{me}/consents/history"
+    first = await consent.get(path, headers=mine, params={"limit": 2})
+    assert [h["receipt"]["seq"] for h in first.json()] == [1, 2] and 'rel="next"' in first.headers["link"]
+    second = await consent.get(path, headers=mine, params={"limit": 2, "cursor": first.headers["x-next-cursor"]})
+    assert [h["receipt"]["seq"] for h in second.json()] == [3] and "link" not in second.headers
+    for bad in ({"limit": 0}, {"limit": 501}, {"cursor": "not-a-cursor"}, {"cursor": "W10"}):
+        refused = await consent.get(path, headers=mine, params=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"

@@ -332,3 +332,24 @@ async def test_readiness_is_red_while_a_crashed_background_task_waits_to_restart
 
 async def _ready(client) -> bool:
     return (await client.get("/health/ready")).status_code == 200
+
+
+async def test_deliveries_come_a_page_at_a_time(mailer, infra, sink):
+    user, email = uuid4(), f"{unique('pg')}@example.com"
+    await register(infra, mailer, user, email)
+    await consent(infra, mailer, user, "newsletter", "first_party", True, 1)
+    await eventually(lambda: mail_to(sink, email))
+    await eventually(lambda: queue_issue(mailer, unique("page-")))
+    path = f"/v1/subjects/{user}/deliveries"
+
+    async def both():
+        rows = (await mailer.get(path, headers=mailer.admin)).json()
+        return rows if len(rows) == 2 else None
+
+    everything = await eventually(both)
+    first = await mailer.get(path, headers=mailer.admin, params={"limit": 1})
+    assert first.json() == everything[:1] and 'rel="next"' in first.headers["link"]
+    second = await mailer.get(path, headers=mailer.admin, params={"limit": 1, "cursor": first.headers["x-next-cursor"]})
+    assert second.json() == everything[1:] and "x-next-cursor" not in second.headers
+    forged = await mailer.get(path, headers=mailer.admin, params={"cursor": "WyJub3QgYSBkYXRlIiwgIngiXQ"})
+    assert forged.status_code == 422 and forged.json()["title"] == "Invalid cursor"

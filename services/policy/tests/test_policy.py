@@ -84,6 +84,11 @@ async def test_publish_shows_the_notice_and_next_activity_accepts_by_continued_u
         own = await client.get(f"/v1/users/{user}/acceptances", headers=issuer.auth(user))
         assert [(a["version"], a["how"]) for a in own.json()] == [(1, "continued_use"), (2, "continued_use")]
         assert (await client.get(f"/v1/users/{user}/acceptances", headers=d.admin)).json() == own.json()
+        first_page = await client.get(f"/v1/users/{user}/acceptances", headers=d.admin, params={"limit": 1})
+        assert first_page.json() == own.json()[:1] and 'rel="next"' in first_page.headers["link"]
+        rest = await client.get(f"/v1/users/{user}/acceptances", headers=d.admin,
+                                params={"limit": 1, "cursor": first_page.headers["x-next-cursor"]})
+        assert rest.json() == own.json()[1:] and "link" not in rest.headers
         denied = await client.get(f"/v1/users/{user}/acceptances", headers=issuer.auth(other))
         assert denied.status_code == 403 and denied.headers["content-type"] == PROBLEM
         assert (await client.get(f"/v1/users/{user}/acceptances")).status_code == 401

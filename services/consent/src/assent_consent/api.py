@@ -4,11 +4,12 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from pydantic import BaseModel
 
 from assent_consent import domain
 from assent_consent.handlers import ConsentHandlers
+from assent_shared import pages
 from assent_shared.auth import Principal, authenticate
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
@@ -84,10 +85,14 @@ async def change_consent(subject_id: UUID, purpose: PurposeId, recipient: Recipi
 
 
 @router.get("/v1/subjects/{subject_id}/consents/history")
-async def consent_history(subject_id: UUID, who: Principal = Depends(principal),
+async def consent_history(subject_id: UUID, request: Request, response: Response,
+                          who: Principal = Depends(principal), requested: pages.Page = Depends(pages.page),
                           service: ConsentHandlers = Depends(handlers)) -> list[dict]:
+    """Receipts in `seq` order, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
     _own(who, subject_id)
-    return await service.history_of(subject_id)
+    [after] = requested.position(int) or (0,)
+    receipts = await service.history_of(subject_id, after, requested.fetch_limit())
+    return pages.respond(request, response, receipts, requested, key=lambda r: [r["receipt"]["seq"]])
 
 
 @router.get("/v1/receipts/{event_id}")

@@ -72,9 +72,9 @@ class ConsentHandlers:
         async with self._pool.acquire() as conn:
             return await storage.states_of(conn, subject_id)
 
-    async def history_of(self, subject_id: UUID) -> list[dict]:
+    async def history_of(self, subject_id: UUID, after_seq: int = 0, limit: int | None = None) -> list[dict]:
         async with self._pool.acquire() as conn:
-            return [self.signer.receipt(r) for r in await storage.history_of(conn, subject_id)]
+            return [self.signer.receipt(r) for r in await storage.history_of(conn, subject_id, after_seq, limit)]
 
     async def receipt(self, event_id: UUID) -> tuple[UUID, dict] | None:
         async with self._pool.acquire() as conn:

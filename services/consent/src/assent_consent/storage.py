@@ -60,11 +60,12 @@ async def record_event(conn: asyncpg.Connection, *, event_id: str, subject_id: U
     return _state(row)
 
 
-async def history_of(conn: asyncpg.Connection, subject_id: UUID) -> list[asyncpg.Record]:
+async def history_of(conn: asyncpg.Connection, subject_id: UUID, after_seq: int = 0,
+                     limit: int | None = None) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT event_id, subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at
-           FROM consent_events WHERE subject_id = $1 ORDER BY seq""",
-        subject_id,
+           FROM consent_events WHERE subject_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
+        subject_id, after_seq, limit,
     )
 
 

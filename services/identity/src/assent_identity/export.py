@@ -7,6 +7,9 @@ import httpx
 
 from assent_identity.domain import User
 from assent_identity.settings import IdentitySettings
+from assent_shared import pages
+
+_MAX_PAGES = 1000
 
 
 class Exporter:
@@ -33,8 +36,23 @@ class Exporter:
         return document
 
     async def _fetch(self, url: str, token: str) -> list | dict | None:
-        try:
-            response = await self._client.get(url, headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError:
-            return None
-        return response.json() if response.status_code == 200 else None
+        """The whole list, page after page (each names the next in `X-Next-Cursor`); None when a
+        service does not answer, so the export says it is incomplete rather than cut short."""
+        gathered: list = []
+        params: dict[str, str | int] = {"limit": pages.MAX_LIMIT}
+        for _ in range(_MAX_PAGES):
+            try:
+                response = await self._client.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+            except httpx.HTTPError:
+                return None
+            if response.status_code != 200:
+                return None
+            body = response.json()
+            if not isinstance(body, list):
+                return body
+            gathered += body
+            cursor = response.headers.get("x-next-cursor")
+            if not cursor:
+                return gathered
+            params = {"limit": pages.MAX_LIMIT, "cursor": cursor}
+        return None

@@ -9,6 +9,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from assent_mailer.handlers import MailerHandlers
 from assent_mailer.messages import BadToken
+from assent_shared import pages
 from assent_shared.auth import authenticate, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
@@ -62,14 +63,20 @@ async def put_processor(processor_id: ProcessorId, body: ProcessorIn,
 
 
 @router.get("/v1/subjects/{subject_id}/deliveries", response_model=list[DeliveryOut])
-async def list_deliveries(subject_id: UUID, request: Request,
+async def list_deliveries(subject_id: UUID, request: Request, response: Response,
+                          requested: pages.Page = Depends(pages.page),
                           service: MailerHandlers = Depends(handlers)) -> list[DeliveryOut]:
-    """An admin sees anyone's deliveries; a signed-in user their own (for the export of their data)."""
+    """An admin sees anyone's deliveries; a signed-in user their own (for the export of their data).
+    Oldest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
     runtime: Runtime = request.app.state.runtime
     who = await authenticate(request, runtime.verifier, runtime.settings.admin_token)
     if not who.may_act_for(subject_id):
         raise Problem(403, "Not your deliveries")
-    return [DeliveryOut(**{k: r[k] for k in DeliveryOut.model_fields}) for r in await service.deliveries_of(subject_id)]
+    rows = await service.deliveries_of(subject_id, requested.position(datetime.fromisoformat, UUID),
+                                       requested.fetch_limit())
+    shown = pages.respond(request, response, rows, requested,
+                          key=lambda r: [r["created_at"].isoformat(), str(r["delivery_id"])])
+    return [DeliveryOut(**{k: r[k] for k in DeliveryOut.model_fields}) for r in shown]
 
 
 @router.post("/v1/newsletters", status_code=202, dependencies=[Depends(admin)])

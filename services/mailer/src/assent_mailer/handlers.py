@@ -186,6 +186,7 @@ class MailerHandlers:
             await outbox.enqueue(conn, UnsubscribeRequested(subject_id=subject_id, purpose=purpose,
                                                             requested_at=datetime.now(UTC)))
 
-    async def deliveries_of(self, subject_id: UUID) -> list[asyncpg.Record]:
+    async def deliveries_of(self, subject_id: UUID, after: tuple[datetime, UUID] | None = None,
+                            limit: int | None = None) -> list[asyncpg.Record]:
         async with self._pool.acquire() as conn:
-            return await storage.deliveries_of(conn, subject_id)
+            return await storage.deliveries_of(conn, subject_id, after, limit)

@@ -167,9 +167,15 @@ async def schedule_retry(conn: asyncpg.Connection, delivery_id: UUID, at: dateti
     )
 
 
-async def deliveries_of(conn: asyncpg.Connection, subject_id: UUID) -> list[asyncpg.Record]:
+async def deliveries_of(conn: asyncpg.Connection, subject_id: UUID, after: tuple[datetime, UUID] | None = None,
+                        limit: int | None = None) -> list[asyncpg.Record]:
+    """In (created_at, delivery_id) order, from after `after`."""
+    since, last_id = after or (None, None)
     return await conn.fetch(
-        f"SELECT {_DELIVERY} FROM deliveries WHERE subject_id = $1 ORDER BY created_at, delivery_id", subject_id
+        f"""SELECT {_DELIVERY} FROM deliveries WHERE subject_id = $1
+            AND ($2::timestamptz IS NULL OR (created_at, delivery_id) > ($2, $3::uuid))
+            ORDER BY created_at, delivery_id LIMIT $4""",
+        subject_id, since, last_id, limit,
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from assent_policy import domain
 from assent_policy.handlers import NotFound, NotInForce, PolicyHandlers, VersionConflict
+from assent_shared import pages
 from assent_shared.auth import Principal, authenticate, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
@@ -268,8 +269,14 @@ async def activity(rt: Runtime = Depends(runtime), user_id: UUID = Depends(signe
 
 @router.get("/v1/users/{user_id}/acceptances", response_model=list[AcceptanceOut],
             responses=_problems(401, 403, 422))
-async def user_acceptances(user_id: UUID, who: Principal = Depends(principal),
+async def user_acceptances(user_id: UUID, request: Request, response: Response,
+                           who: Principal = Depends(principal), requested: pages.Page = Depends(pages.page),
                            service: PolicyHandlers = Depends(handlers)) -> list[AcceptanceOut]:
+    """Oldest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
     if not who.may_act_for(user_id):
         raise Problem(403, "Not your acceptances", "A user reads only their own acceptances.")
-    return [_acceptance_out(a) for a in await service.acceptances(user_id)]
+    found = await service.acceptances(user_id, requested.position(datetime.fromisoformat, str, int),
+                                      requested.fetch_limit())
+    shown = pages.respond(request, response, found, requested,
+                          key=lambda a: [a.accepted_at.isoformat(), a.policy_id, a.version])
+    return [_acceptance_out(a) for a in shown]

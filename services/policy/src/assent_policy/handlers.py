@@ -141,9 +141,10 @@ class PolicyHandlers:
                 return number, None
             return number, await self._record(conn, user_id, policy_id, number, "continued_use")
 
-    async def acceptances(self, user_id: UUID) -> list[domain.Acceptance]:
+    async def acceptances(self, user_id: UUID, after: tuple[datetime, str, int] | None = None,
+                          limit: int | None = None) -> list[domain.Acceptance]:
         async with self._pool.acquire() as conn:
-            return await storage.acceptances_of(conn, user_id)
+            return await storage.acceptances_of(conn, user_id, after, limit)
 
     async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered | UserRegisteredV2,
                                     _meta: EventMeta) -> None:

@@ -117,10 +117,15 @@ async def newest_accepted(conn: asyncpg.Connection, user_id: UUID, policy_id: st
     )
 
 
-async def acceptances_of(conn: asyncpg.Connection, user_id: UUID) -> list[Acceptance]:
+async def acceptances_of(conn: asyncpg.Connection, user_id: UUID, after: tuple[datetime, str, int] | None = None,
+                         limit: int | None = None) -> list[Acceptance]:
+    """In (accepted_at, policy_id, version) order, from after `after`."""
+    at, policy_id, version = after or (None, None, None)
     rows = await conn.fetch(
-        f"SELECT {_ACCEPTANCE_COLUMNS} FROM acceptances WHERE user_id = $1 ORDER BY accepted_at, policy_id, version",
-        user_id,
+        f"""SELECT {_ACCEPTANCE_COLUMNS} FROM acceptances WHERE user_id = $1
+            AND ($2::timestamptz IS NULL OR (accepted_at, policy_id, version) > ($2, $3::text, $4::int))
+            ORDER BY accepted_at, policy_id, version LIMIT $5""",
+        user_id, at, policy_id, version, limit,
     )
     return [_acceptance(r) for r in rows]
 
