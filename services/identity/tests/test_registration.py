@@ -75,6 +75,13 @@ async def test_taken_email_is_409_and_bad_input_is_422_without_echoing_it(identi
         assert response.status_code == 422, body
         assert response.headers["content-type"] == "application/problem+json"
         assert "password123" not in response.text and "short" not in response.text.replace("too short", "")
+    two_lines = {"email": f"{unique()}@example.com", "password": "a fine long secret", "display_name": "Ada\nBcc: x"}
+    assert (await identity.post("/v1/users", json=two_lines)).status_code == 422
+    # A lone surrogate (sent as a JSON escape) cannot be hashed: 422, not 500, at sign-up and at login.
+    surrogate = '{"email": "%s", "password": "a fine long secret \\ud800"}' % email
+    for path in ("/v1/users", "/v1/sessions"):
+        response = await identity.post(path, content=surrogate, headers={"content-type": "application/json"})
+        assert response.status_code == 422, (path, response.text)
 
 
 async def test_login_returns_eddsa_token_with_kid_verifiable_by_jwks(identity):

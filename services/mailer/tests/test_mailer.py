@@ -353,3 +353,26 @@ async def test_deliveries_come_a_page_at_a_time(mailer, infra, sink):
     assert second.json() == everything[1:] and "x-next-cursor" not in second.headers
     forged = await mailer.get(path, headers=mailer.admin, params={"cursor": "WyJub3QgYSBkYXRlIiwgIngiXQ"})
     assert forged.status_code == 422 and forged.json()["title"] == "Invalid cursor"
+
+
+async def test_webhooks_must_use_https_where_plain_http_is_not_allowed(infra, new_database, sink):
+    settings = MailerSettings(**base_settings(infra, await new_database("mailer"), unique("mt-") + ".",
+                                              smtp_port=sink.port, http_webhooks=False))
+    body = {"name": "Survey Co", "purposes": ["surveys"], "signing_secret": "s" * 20}
+    async with serve(create_app(settings)) as client:
+        admin = {"Authorization": f"Bearer {settings.admin_token}"}
+        plain = await client.put("/v1/processors/p-http", headers=admin,
+                                 json={**body, "endpoint_url": "http://survey.example/hook"})
+        assert plain.status_code == 422 and plain.json()["title"] == "Webhook must use https"
+        tls = await client.put("/v1/processors/p-https", headers=admin,
+                               json={**body, "endpoint_url": "https://survey.example/hook"})
+        assert tls.status_code == 200, tls.text
+
+
+def test_production_never_allows_plain_http_webhooks():
+    production = {"environment": "production", "admin_token": "a" * 40,
+                  "database_url": "postgresql://x:y@db.internal/mailer", "signing_secret": "u" * 32,
+                  "suppression_keys": {"k1": "s" * 32}, "suppression_key_id": "k1"}
+    assert MailerSettings(**production).http_webhooks is False
+    with pytest.raises(ValueError, match="ASSENT_HTTP_WEBHOOKS"):
+        MailerSettings(**production, http_webhooks=True)

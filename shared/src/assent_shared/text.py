@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -30,6 +31,12 @@ def _multi_line(value: str) -> str:
     return value
 
 
+def _valid_unicode(value: str) -> str:
+    if _SURROGATE.search(value) is not None:
+        raise ValueError("must be valid Unicode")
+    return value
+
+
 SINGLE_LINE = AfterValidator(_single_line)
 MULTI_LINE = AfterValidator(_multi_line)
 
@@ -38,3 +45,6 @@ Line = Annotated[str, SINGLE_LINE]
 
 Text = Annotated[str, MULTI_LINE]
 """Free text: line breaks and tabs allowed, other control characters not (a body, a message)."""
+
+Secret = Annotated[str, AfterValidator(_valid_unicode)]
+"""A password: any character a person can type, but valid Unicode, so that it can be hashed."""

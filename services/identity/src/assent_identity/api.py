@@ -14,6 +14,7 @@ from assent_identity.storage import EmailTaken
 from assent_shared.auth import bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
+from assent_shared.text import Line, Secret
 
 router = APIRouter()
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
@@ -29,9 +30,9 @@ def runtime(request: Request) -> Runtime:
 
 class RegistrationIn(BaseModel):
     email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    password: Secret = Field(max_length=1024)
     newsletter_opt_in: bool = Field(default=True, description="Signing up opts in to the newsletter unless false.")
-    display_name: str | None = Field(default=None, max_length=100)
+    display_name: Line | None = Field(default=None, max_length=100, description="One line: it may head a mail.")
     locale: str | None = Field(default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
                                description="Preferred language of mail, BCP 47 (e.g. `en`, `de`).")
 
@@ -45,7 +46,7 @@ class UserOut(BaseModel):
 
 class CredentialsIn(BaseModel):
     email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    password: Secret = Field(max_length=1024)
 
 
 class RefreshIn(BaseModel):
@@ -131,12 +132,12 @@ async def me(claims: dict = Depends(_claims), service: IdentityHandlers = Depend
 
 class EmailChangeIn(BaseModel):
     email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    password: Secret = Field(max_length=1024)
 
 
 class PasswordChangeIn(BaseModel):
-    current_password: str = Field(max_length=1024)
-    new_password: str = Field(max_length=1024)
+    current_password: Secret = Field(max_length=1024)
+    new_password: Secret = Field(max_length=1024)
 
 
 @router.put("/v1/users/me/email", response_model=UserOut,

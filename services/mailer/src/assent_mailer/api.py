@@ -54,8 +54,12 @@ class NewsletterIn(BaseModel):
 
 
 @router.put("/v1/processors/{processor_id}", status_code=200, dependencies=[Depends(admin)])
-async def put_processor(processor_id: ProcessorId, body: ProcessorIn,
+async def put_processor(processor_id: ProcessorId, body: ProcessorIn, request: Request,
                         service: MailerHandlers = Depends(handlers)) -> dict:
+    runtime: Runtime = request.app.state.runtime
+    if body.endpoint_url.scheme != "https" and not runtime.settings.http_webhooks:
+        raise Problem(422, "Webhook must use https", "The processor's endpoint_url must be an https URL.",
+                      errors=[{"loc": ["body", "endpoint_url"], "msg": "must use https"}])
     await service.register_processor(processor_id, body.name, str(body.endpoint_url), body.purposes,
                                      body.signing_secret)
     return {"processor_id": processor_id, "name": body.name, "endpoint_url": str(body.endpoint_url),

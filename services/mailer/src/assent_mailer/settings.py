@@ -28,6 +28,9 @@ class MailerSettings(ServiceSettings):
     dispatch_poll_seconds: float = 0.2
     dispatch_batch: int = 20
     webhook_timeout_seconds: float = 5.0
+    http_webhooks: bool | None = Field(
+        default=None, description="Accept processor webhook URLs over plain http: never in production (personal "
+                                  "data travels encrypted); by default yes elsewhere, for local processors.")
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
 
@@ -37,6 +40,10 @@ class MailerSettings(ServiceSettings):
             raise ValueError("ASSENT_SUPPRESSION_KEY_ID must name one of ASSENT_SUPPRESSION_KEYS")
         if any(len(secret) < 16 for secret in self.suppression_keys.values()):
             raise ValueError("each of ASSENT_SUPPRESSION_KEYS needs at least 16 characters")
+        if self.http_webhooks is None:
+            self.http_webhooks = self.environment != "production"
+        elif self.http_webhooks and self.environment == "production":
+            raise ValueError("ASSENT_HTTP_WEBHOOKS cannot be set in production: processor webhooks use https")
         if self.signing_secret in self.suppression_keys.values():
             raise ValueError("the suppression keys must differ from the unsubscribe key (ASSENT_SIGNING_SECRET)")
         return self
