@@ -12,7 +12,7 @@ SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=N
                     suppress_health_check=list(HealthCheck))
 
 
-@pytest.mark.parametrize("service", ["identity", "consent", "mailer", "policy", "telemetry"])
+@pytest.mark.parametrize("service", ["identity", "consent", "mailer", "policy", "telemetry", "site"])
 @pytest.mark.parametrize("as_admin", [True, False], ids=["admin", "anonymous"])
 def test_no_input_makes_a_service_answer_5xx(system, service, as_admin):
     schema = schemathesis.openapi.from_url(f"{system.urls[service]}/openapi.json")

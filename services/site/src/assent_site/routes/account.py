@@ -11,7 +11,7 @@ from assent_site.web import (
     start_session, user_id_of,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["pages"])
 _LOCALE = re.compile(r"^[a-z]{2,3}$")
 
 

@@ -17,7 +17,7 @@ from assent_site.web import (
     ADMIN_COOKIE, delete_cookie, field, local_path, page, read_form, redirect, require_admin, set_cookie, site_of,
 )
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
+router = APIRouter(prefix="/admin", tags=["console"])
 _hasher = PasswordHasher()
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")

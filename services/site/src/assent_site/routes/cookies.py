@@ -16,7 +16,7 @@ from assent_site.web import (
     set_cookie, site_of,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["pages"])
 log = structlog.get_logger(__name__)
 COOKIES_PURPOSE = "cookies"
 

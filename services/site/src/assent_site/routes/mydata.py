@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from assent_site.clients.base import UpstreamError
 from assent_site.web import end_session, field, page, read_form, redirect, require_session, site_of, gpc
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["pages"])
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
 

@@ -7,7 +7,7 @@ from assent_site.clients.base import UpstreamError
 from assent_site.rendering import diff_lines
 from assent_site.web import field, page, read_form, site_of
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["pages"])
 
 
 @router.get("/", response_class=HTMLResponse)
