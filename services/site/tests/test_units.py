@@ -89,3 +89,18 @@ def test_charts_are_svg_with_one_series_per_top_value():
     assert visits.startswith("<svg") and "Page views" in visits and "01 Dec" in visits
     browsers = charts.render("browser", days)
     assert "Chrome" in browsers and "<svg" in browsers
+
+
+async def test_every_page_follows_the_next_cursor_to_the_end():
+    import httpx
+
+    from assent_site.clients.base import Upstream
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        if cursor is None:
+            return httpx.Response(200, json=[1, 2], headers={"X-Next-Cursor": "c1"})
+        return httpx.Response(200, json=[3] if cursor == "c1" else [])
+
+    async with httpx.AsyncClient(base_url="http://upstream", transport=httpx.MockTransport(answer)) as http:
+        assert await Upstream(http, None).every_page("/v1/items") == [1, 2, 3]

@@ -5,6 +5,9 @@ from typing import Any
 import httpx
 
 
+_PAGE = 200
+
+
 class UpstreamError(Exception):
     """The service refused the request (4xx): its problem+json title and detail are shown to the person."""
 
@@ -54,6 +57,19 @@ class Upstream:
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.call(method, path, **kwargs)
         return response.json() if response.content else None
+
+    async def every_page(self, path: str, max_pages: int = 50, **kwargs: Any) -> list:
+        """A paginated list in full: the pages follow `X-Next-Cursor` (bounded, so a loop cannot run away)."""
+        items: list = []
+        params: dict[str, Any] = {"limit": _PAGE}
+        for _ in range(max_pages):
+            response = await self.call("GET", path, params=params, **kwargs)
+            items += response.json()
+            cursor = response.headers.get("x-next-cursor")
+            if not cursor:
+                break
+            params = {"limit": _PAGE, "cursor": cursor}
+        return items
 
 
 def _refusal(service: str, response: httpx.Response) -> UpstreamError:

@@ -19,8 +19,8 @@ class ConsentClient(Upstream):
                                json={"granted": granted}, token=token, gpc=gpc)
 
     async def history(self, subject_id: str, token: str | None = None) -> list[dict]:
-        return await self.json("GET", f"/v1/subjects/{subject_id}/consents/history", token=token,
-                               admin=token is None)
+        return await self.every_page(f"/v1/subjects/{subject_id}/consents/history", token=token,
+                                     admin=token is None)
 
     async def receipt(self, event_id: str, token: str) -> bytes:
         return (await self.call("GET", f"/v1/receipts/{event_id}", token=token)).content

@@ -15,4 +15,4 @@ class MailerClient(Upstream):
         return await self.json("PUT", f"/v1/processors/{processor_id}", json=body, admin=True)
 
     async def deliveries(self, subject_id: str, token: str | None = None) -> list[dict]:
-        return await self.json("GET", f"/v1/subjects/{subject_id}/deliveries", token=token, admin=token is None)
+        return await self.every_page(f"/v1/subjects/{subject_id}/deliveries", token=token, admin=token is None)
