@@ -28,12 +28,23 @@ def test_production_needs_a_strong_admin_token_and_a_database(monkeypatch):
     assert Plain(environment="development").admin_token is None
 
 
+# Every other secret a class needs in production, so that only the signing secret is missing.
+_OTHER_SECRETS = {ConsentSettings: {}, MailerSettings: {"suppression_keys": {"dev-1": "s" * 32}}}
+
+
 @pytest.mark.parametrize("settings_class", [ConsentSettings, MailerSettings])
 def test_production_refuses_the_development_signing_secret(settings_class):
+    others = _OTHER_SECRETS[settings_class]
     with pytest.raises(ValidationError, match="SIGNING_SECRET"):
-        settings_class(environment="production", database_url=DB, admin_token=STRONG)
-    chosen = settings_class(environment="production", database_url=DB, admin_token=STRONG, signing_secret="x" * 32)
+        settings_class(environment="production", database_url=DB, admin_token=STRONG, **others)
+    chosen = settings_class(environment="production", database_url=DB, admin_token=STRONG,
+                            signing_secret="x" * 32, **others)
     assert chosen.signing_secret == "x" * 32
+
+
+def test_production_refuses_the_development_suppression_keys():
+    with pytest.raises(ValidationError, match="SUPPRESSION_KEYS"):
+        MailerSettings(environment="production", database_url=DB, admin_token=STRONG, signing_secret="x" * 32)
 
 
 def test_settings_come_from_the_environment(monkeypatch):
