@@ -1,5 +1,6 @@
 """A local SMTP sink: every message is kept as an .eml file a person or a test can read."""
 
+import logging
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -34,6 +35,8 @@ class _SaveToFolder:
 class SmtpSink:
     def __init__(self, folder: Path, port: int, host: str = "127.0.0.1") -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        # aiosmtpd logs every envelope address (personal data) at DEBUG; the sink keeps mail, not logs of it.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.folder = folder
         self.host = host
         self.port = port
