@@ -3,12 +3,13 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help install run test test-unit test-e2e bench docs check-docs clean-state
+.PHONY: help install run test test-unit test-e2e bench chaos docs check-docs clean-state
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, an SMTP sink and the five services (Ctrl-C stops)"
 	@echo "make test    run every test on real Kafka and PostgreSQL"
 	@echo "make bench   run the benchmarks (BENCH_ARGS=--quick for a short run)"
+	@echo "make chaos   the fault suite under load (SOAK=1 [SOAK_MINUTES=30]: hold load, report RSS growth)"
 	@echo "make docs    regenerate the event catalog's JSON Schemas and AsyncAPI document"
 
 install:
@@ -30,6 +31,9 @@ test-e2e: install
 
 bench: install
 	@$(UV) run --frozen python -m bench $(BENCH_ARGS)
+
+chaos: install
+	@$(UV) run --frozen python -m chaos $(if $(SOAK),--soak --soak-minutes $(or $(SOAK_MINUTES),30)) $(CHAOS_ARGS)
 
 docs: install
 	@$(UV) run --frozen python -m assent_shared.catalog_docs

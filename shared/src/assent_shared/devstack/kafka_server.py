@@ -74,6 +74,12 @@ class KafkaServer:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL, as when the node dies; `start_kafka` on the same state and ports brings it back."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
 
 def start_kafka(state: Path, port: int, controller_port: int, *, cache: Path, fast_tests: bool = False,
                 timeout: float = 120) -> KafkaServer:

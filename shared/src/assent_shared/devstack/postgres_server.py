@@ -63,8 +63,9 @@ class PostgresServer:
     def url_for(self, database: str) -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
-    def stop(self) -> None:
-        subprocess.run([_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+    def stop(self, mode: str = "fast") -> None:
+        """`mode` is pg_ctl's: "immediate" stops as a crash would (recovery runs at the next start)."""
+        subprocess.run([_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
                        **_identity(self.user), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
