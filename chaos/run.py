@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import psutil
 
+from assent_shared.devstack import services
 from assent_shared.testing.helpers import unique
 from bench.core import PLANS, Bench
 from bench.load import PASSWORD
@@ -42,7 +43,7 @@ def _replica(name: str) -> Fault:
 
 
 FAULTS: dict[str, Fault] = {
-    **{f"kill-{n}": _kill(n) for n in ("identity", "consent", "mailer", "policy", "telemetry")},
+    **{f"kill-{spec.name}": _kill(spec.name) for spec in services.SERVICES},
     "restart-kafka": Fault(hit=lambda s: s.kill_kafka(), after=lambda s: (time.sleep(DOWN), s.start_kafka())),
     "restart-postgres": Fault(hit=lambda s: s.crash_postgres(),
                               after=lambda s: (time.sleep(DOWN), s.start_postgres())),
