@@ -26,7 +26,9 @@ from chaos.ledger import Rec
 # Which service must apply which event of which topic (their subscribers.py).
 CONSUMERS: dict[str, dict[str, tuple[str, ...]]] = {
     "identity.users.v1": {"UserRegistered": ("consent", "mailer", "policy"),
-                          "UserErased": ("consent", "mailer", "policy"), "UserEmailChanged": ("mailer",)},
+                          "UserRegisteredV2": ("consent", "mailer", "policy"),
+                          "UserErased": ("consent", "mailer", "policy"), "UserEmailChanged": ("mailer",),
+                          "UserEmailChangedV2": ("mailer",)},
     "consent.consents.v1": {"ConsentGranted": ("mailer",), "ConsentRevoked": ("mailer",)},
     "telemetry.hits.v1": {"PageViewed": ("telemetry",)},
     "mailer.processors.v1": {"ProcessorRegistered": ("consent",)},
@@ -100,7 +102,7 @@ async def audit(*, window: list[Rec], every: list[Rec], accepted: Accepted, data
     f.republished = sum(n - 1 for n in Counter((r.topic, r.id) for r in window).values() if n > 1)
     f.dead_letters = sum(1 for r in window if r.topic.endswith(".dead-letters.v1"))
     on_topic = {(r.topic, r.id) for r in every}
-    registered = {r.subject for r in every if r.type == "UserRegistered"}
+    registered = {r.subject for r in every if r.type in ("UserRegistered", "UserRegisteredV2")}
     for user_id in accepted.users:
         if user_id not in registered:
             f.note(f.lost, "registration accepted, no UserRegistered on the topic", user_id)
