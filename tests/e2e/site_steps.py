@@ -46,7 +46,7 @@ async def console(context: BrowserContext) -> Page:
     return page
 
 
-async def publish_policy(page: Page, summary: str, data_use: str | None = None) -> None:
+async def publish_policy(page: Page, summary: str, data_use: str | None = None, effective_at: str = "") -> None:
     """Write a new version in the console, check its preview and diff, publish it."""
     await page.goto("/admin/policy")
     await page.get_by_label("What changed").fill(summary)
@@ -54,6 +54,8 @@ async def publish_policy(page: Page, summary: str, data_use: str | None = None) 
     await text.fill(await text.input_value() + f"\n\n## {summary}\n\nA new paragraph.\n")
     if data_use is not None:
         await page.get_by_label("Data-use map").fill(data_use)
+    if effective_at:
+        await page.get_by_label("Takes effect at").fill(effective_at)
     await page.get_by_role("button", name="Preview and diff").click()
     preview = page.locator("section.preview")
     assert summary in await preview.locator("article.policy h2").last.inner_text()

@@ -3,7 +3,7 @@ the console's policy change with its notice and continued use, cookies, export a
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -125,6 +125,20 @@ async def test_a_version_published_in_the_console_is_noticed_and_accepted_once_b
         for path in ("/policy", "/my-data", "/"):
             await page.goto(path)
         assert len(await continued()) == 1, "continued use is recorded once"
+
+
+async def test_a_version_scheduled_in_the_console_takes_effect_at_its_time(system, browser):
+    admin = await console(await browser.new_context(base_url=system.urls["site"]))
+    summary = f"Scheduled {unique()}"
+    at = (datetime.now(UTC) + timedelta(seconds=6)).strftime("%Y-%m-%dT%H:%M:%S")
+    await publish_policy(admin, summary, effective_at=at)
+    assert "scheduled" in await admin.locator("tbody tr").first.inner_text()
+
+    async def in_force():
+        await admin.goto("/admin/policy")
+        return "in force" in await admin.locator("tbody tr").first.inner_text()
+
+    await eventually(in_force, timeout=30)
 
 
 async def test_cookies_refused_set_nothing_the_site_works_and_telemetry_counts_the_visit(system, browser):
