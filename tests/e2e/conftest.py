@@ -97,6 +97,8 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_PUBLIC_URL": system.urls["mailer"].replace("http://", "https://"),
         "ASSENT_KEY_OWNER_URL": system.urls["identity"],
         "ASSENT_KEY_CACHE_SECONDS": "2",
+        # Clients "come from" the addresses tests put in X-Forwarded-For, so a search can look for them.
+        "ASSENT_TRUST_FORWARDED_FOR": "true",
         "ASSENT_CONSENT_URL": system.urls["consent"],
         "ASSENT_MAILER_URL": system.urls["mailer"],
         "ASSENT_POLICY_URL": system.urls["policy"],
