@@ -107,8 +107,9 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
     for spec in services.SERVICES:
         url = asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))
         system.envs[spec.name] = {**common, "DATABASE_URL": url}
-        if spec.name in ("telemetry", "support"):
-            # Their clients "come from" the addresses tests put in X-Forwarded-For, so a search can look for them.
+        if spec.name in ("telemetry", "support", "identity"):
+            # Their clients "come from" the addresses tests put in X-Forwarded-For, so a search can look for
+            # them; at identity, schemathesis's failed logins then throttle no other test.
             system.envs[spec.name]["ASSENT_TRUST_FORWARDED_FOR"] = "true"
     try:
         for spec in services.SERVICES:

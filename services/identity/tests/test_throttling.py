@@ -69,6 +69,16 @@ async def test_forwarded_addresses_from_a_peer_that_is_not_a_proxy_are_ignored(i
         assert (await _login(client, await _signup(client), PASSWORD, "192.0.2.77")).status_code == 429
 
 
+async def test_successful_logins_do_not_lock_a_client_that_has_failed_a_few_times(identity_behind):
+    database, app = await identity_behind(["127.0.0.1/32"])()
+    async with app as client:
+        for _ in range(domain.CLIENT_THROTTLE.free - 1):
+            await _login(client, f"{unique('x')}@example.com", "wrong password", "203.0.113.40")
+        emails = [await _signup(client) for _ in range(3)]
+        statuses = [(await _login(client, email, PASSWORD, "203.0.113.40")).status_code for email in emails]
+        assert statuses == [200, 200, 200]
+
+
 async def test_an_ipv6_client_is_one_client_across_its_64(identity_behind):
     database, app = await identity_behind(["127.0.0.1/32"])()
     async with app as client:

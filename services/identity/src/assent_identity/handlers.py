@@ -103,7 +103,7 @@ class IdentityHandlers:
         user = found[0]
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.clear_failures(conn, account_key)
-            await storage.release_attempt(conn, client_key)
+            await storage.release_attempt(conn, client_key, domain.CLIENT_THROTTLE.free)
             if self._hasher.check_needs_rehash(stored_hash):
                 await storage.update_password_hash(conn, user.id, await asyncio.to_thread(self._hasher.hash, password))
             return await self._issue(conn, user.id, uuid4(), new_session=True)

@@ -149,10 +149,14 @@ async def reserve_attempt(conn: asyncpg.Connection, key: str, window: int) -> tu
     return None, float(wait or 0)
 
 
-async def release_attempt(conn: asyncpg.Connection, key: str) -> None:
-    """A reserved attempt that succeeded is no failure."""
+async def release_attempt(conn: asyncpg.Connection, key: str, free: int) -> None:
+    """A reserved attempt that succeeded is no failure: un-count it, and lift the lock its
+    reservation set when the failures left are fewer than the rule lets pass."""
     await conn.execute(
-        "UPDATE login_failures SET failures = greatest(failures - 1, 0) WHERE throttle_key = $1", key
+        """UPDATE login_failures SET failures = greatest(failures - 1, 0),
+             locked_until = CASE WHEN failures - 1 < $2 THEN NULL ELSE locked_until END
+           WHERE throttle_key = $1""",
+        key, free,
     )
 
 
