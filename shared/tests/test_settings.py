@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from assent_consent.settings import ConsentSettings
+from assent_identity.settings import IdentitySettings
 from assent_mailer.settings import MailerSettings
 from assent_shared.settings import ServiceSettings
 
@@ -29,7 +30,8 @@ def test_production_needs_a_strong_admin_token_and_a_database(monkeypatch):
 
 
 # Every other secret a class needs in production, so that only the signing secret is missing.
-_OTHER_SECRETS = {ConsentSettings: {}, MailerSettings: {"suppression_keys": {"dev-1": "s" * 32}}}
+_OTHER_SECRETS = {ConsentSettings: {}, MailerSettings: {"suppression_keys": {"dev-1": "s" * 32},
+                                                  "mail_token_secret": "m" * 32, "site_url": "https://site.example"}}
 
 
 @pytest.mark.parametrize("settings_class", [ConsentSettings, MailerSettings])
@@ -44,7 +46,28 @@ def test_production_refuses_the_development_signing_secret(settings_class):
 
 def test_production_refuses_the_development_suppression_keys():
     with pytest.raises(ValidationError, match="SUPPRESSION_KEYS"):
-        MailerSettings(environment="production", database_url=DB, admin_token=STRONG, signing_secret="x" * 32)
+        MailerSettings(environment="production", database_url=DB, admin_token=STRONG, signing_secret="x" * 32,
+                       mail_token_secret="m" * 32, site_url="https://site.example")
+
+
+@pytest.mark.parametrize("settings_class, others", [
+    (IdentitySettings, {"signing_key_secret": "k" * 32, "data_key_secret": "d" * 32,
+                        "key_clients": {"mailer": "t" * 32}, "throttle_key_secret": "h" * 32}),
+    (MailerSettings, {"signing_secret": "x" * 32, "site_url": "https://site.example",
+                      "suppression_keys": {"k1": "q" * 32}, "suppression_key_id": "k1"}),
+])
+def test_production_refuses_the_development_mail_token_secret(settings_class, others):
+    with pytest.raises(ValidationError, match="MAIL_TOKEN_SECRET"):
+        settings_class(environment="production", database_url=DB, admin_token=STRONG, **others)
+    chosen = settings_class(environment="production", database_url=DB, admin_token=STRONG,
+                            mail_token_secret="m" * 32, **others)
+    assert chosen.mail_token_secret == "m" * 32
+
+
+def test_production_mail_links_need_the_sites_public_url():
+    with pytest.raises(ValidationError, match="SITE_URL"):
+        MailerSettings(environment="production", database_url=DB, admin_token=STRONG, signing_secret="x" * 32,
+                       mail_token_secret="m" * 32, suppression_keys={"k1": "q" * 32}, suppression_key_id="k1")
 
 
 def test_settings_come_from_the_environment(monkeypatch):

@@ -56,7 +56,9 @@ REQUIRED_SECRETS["identity"] += [
     ("ASSENT_DATA_KEY_SECRET", "assent-identity", "ASSENT_DATA_KEY_SECRET"),
     ("ASSENT_KEY_CLIENTS", "assent-identity", "ASSENT_KEY_CLIENTS"),
 ]
+REQUIRED_SECRETS["identity"].append(("ASSENT_MAIL_TOKEN_SECRET", "assent-mail-token", "ASSENT_MAIL_TOKEN_SECRET"))
 REQUIRED_SECRETS["mailer"] += [
+    ("ASSENT_MAIL_TOKEN_SECRET", "assent-mail-token", "ASSENT_MAIL_TOKEN_SECRET"),
     ("ASSENT_SIGNING_SECRET", "assent-mailer", "ASSENT_SIGNING_SECRET"),
     ("ASSENT_SUPPRESSION_KEYS", "assent-mailer", "ASSENT_SUPPRESSION_KEYS"),
     ("ASSENT_KEY_OWNER_TOKEN", "assent-mailer", "ASSENT_KEY_OWNER_TOKEN"),

@@ -1,6 +1,7 @@
 """The running system for end-to-end tests: the five services and the Site as processes on the run's Kafka and PostgreSQL."""
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -50,14 +51,38 @@ class System:
         self.processes[name] = process
         services.wait_ready(self.urls[name], process, 90, log)
 
-    async def register(self, email: str, password: str = "correct horse battery") -> tuple[str, dict[str, str]]:
-        """A new user's id and the headers of their signed-in requests."""
+    async def register(self, email: str, password: str = "correct horse battery",
+                       verify: bool = True) -> tuple[str, dict[str, str]]:
+        """A new user's id and the headers of their signed-in requests; `verify` uses the mailed link, which
+        is when the signup's newsletter opt-in takes effect."""
         async with self.client("identity") as identity:
             created = await identity.post("/v1/users", json={"email": email, "password": password})
             assert created.status_code == 201, created.text
             login = await identity.post("/v1/sessions", json={"email": email, "password": password})
             assert login.status_code == 200, login.text
+        if verify:
+            await self.verify(email)
         return created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    async def mailed_token(self, email: str, page: str, count: int = 1) -> str:
+        """The token of the newest link to the Site's `/<page>?token=` mailed to `email`, once `count` have come."""
+        from assent_shared.testing.helpers import eventually
+
+        pattern = re.compile(rf"/{page}\?token=([A-Za-z0-9_.-]+)")
+
+        def tokens() -> list[str] | None:
+            found = [m for m in self.sink.messages() if m["To"] == email]
+            matched = [t for m in found for t in pattern.findall(m.get_content())]
+            return matched if len(matched) >= count else None
+
+        return (await eventually(tokens))[-1]
+
+    async def verify(self, email: str, headers: dict[str, str] | None = None) -> None:
+        token = await self.mailed_token(email, "verify")
+        async with self.client("identity") as identity:
+            confirmed = await identity.post("/v1/email-verifications/confirm", json={"token": token},
+                                            headers=headers or {})
+            assert confirmed.status_code == 204, confirmed.text
 
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown hooks run, as when a node dies."""
@@ -155,6 +180,17 @@ async def acceptances(policy: httpx.AsyncClient, user_id: str, headers: dict[str
     """The user's policy acceptances, or None while policy does not answer 200."""
     response = await policy.get(f"/v1/users/{user_id}/acceptances", headers=headers)
     return response.json() if response.status_code == 200 else None
+
+
+async def applied(system: System, service: str, event_id: str) -> bool:
+    """Whether `service` has applied the event (its inbox holds the id)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(system.envs[service]["DATABASE_URL"])
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM inbox WHERE event_id = $1", event_id))
+    finally:
+        await conn.close()
 
 
 # ------------------------------------------------------------------ the browser (Debian's chromium)

@@ -1,22 +1,33 @@
-"""Issue 3's first flow on the running system: register -> consent grant -> welcome mail."""
+"""Issue 3's first flow on the running system: register -> welcome mail -> verify the address -> newsletter grant."""
+
+import json
 
 from assent_shared.devstack import services
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.topics import read_topic
+from tests.e2e.conftest import applied
 
 
-async def test_registration_grants_newsletter_and_sends_welcome_mail(system):
+async def test_registration_grants_newsletter_once_the_address_is_verified(system):
     email = f"{unique('ada')}@example.com"
     async with system.client("identity") as identity, system.client("consent") as consent:
         created = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})
         assert created.status_code == 201, created.text
         user_id = created.json()["id"]
 
-        [welcome] = await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email])
-        assert "Welcome" in welcome["Subject"]
+        [welcome] = await eventually(lambda: [m for m in system.sink.messages()
+                                              if m["To"] == email and "Welcome" in m["Subject"]])
+        assert "/my-data" in welcome.get_content()
+        token = await system.mailed_token(email, "verify")
 
-        token = (await identity.post("/v1/sessions", json={"email": email, "password": "correct horse battery"}))
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        login = await identity.post("/v1/sessions", json={"email": email, "password": "correct horse battery"})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        assert (await identity.get("/v1/users/me", headers=headers)).json()["email_verified"] is False
+        # Until the address is proven, the signup's opt-in grants nothing: anyone can type a stranger's address.
+        assert (await consent.get(f"/v1/subjects/{user_id}/consents", headers=headers)).json() == []
+
+        assert (await identity.post("/v1/email-verifications/confirm", json={"token": token})).status_code == 204
+        assert (await identity.get("/v1/users/me", headers=headers)).json()["email_verified"] is True
 
         async def newsletter_granted():
             response = await consent.get(f"/v1/subjects/{user_id}/consents", headers=headers)
@@ -26,6 +37,11 @@ async def test_registration_grants_newsletter_and_sends_welcome_mail(system):
 
         [grant] = await eventually(newsletter_granted)
         assert grant["seq"] == 1
+        [receipt] = (await consent.get(f"/v1/subjects/{user_id}/consents/history", headers=headers)).json()
+        assert receipt["receipt"]["method"] == "signup" and receipt["receipt"]["evidence"].startswith("EmailVerified:")
+        records = await read_topic(system.kafka, system.topic("identity.users.v1"))
+        [verified] = [m for m, _ in records if m.subject == user_id and m.type == "EmailVerified"]
+        assert receipt["receipt"]["evidence"] == f"EmailVerified:{verified.id}"
 
 
 async def test_opting_out_at_signup_sends_welcome_but_grants_nothing(system):
@@ -34,7 +50,11 @@ async def test_opting_out_at_signup_sends_welcome_but_grants_nothing(system):
         created = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery",
                                                          "newsletter_opt_in": False})
         user_id = created.json()["id"]
-        await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email])
+        await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email and "Welcome" in m["Subject"]])
+        await system.verify(email)
+        [(meta, verified)] = await eventually(lambda: _verified(system, user_id))
+        assert verified["newsletter_opt_in"] is False
+        await eventually(lambda: applied(system, "consent", meta.id))
         assert (await consent.get(f"/v1/subjects/{user_id}/consents", headers=system.admin)).json() == []
 
 
@@ -55,10 +75,15 @@ async def test_events_carry_cloudevents_headers(system):
 
     async def registered():
         records = await read_topic(system.kafka, system.topic("identity.users.v1"))
-        return [(m, r) for m, r in records if m.subject == user_id]
+        return [(m, r) for m, r in records if m.subject == user_id and m.type == "UserRegisteredV2"]
 
     [(meta, record)] = await eventually(registered)
     headers = dict(record.headers)
     assert headers["ce_specversion"] == b"1.0" and headers["ce_type"] == b"UserRegisteredV2"
     assert headers["ce_source"] == b"/assent/identity" and headers["content-type"] == b"application/json"
     assert meta.correlation_id  # the request's correlation id followed it into the event
+
+
+async def _verified(system, user_id):
+    records = await read_topic(system.kafka, system.topic("identity.users.v1"))
+    return [(m, json.loads(r.value)) for m, r in records if m.subject == user_id and m.type == "EmailVerified"]

@@ -24,14 +24,17 @@ def _log_lines(system, service):
 async def test_a_requests_trace_id_reaches_the_event_headers_and_the_consumers_logs(system):
     trace_id = os.urandom(16).hex()
     traceparent = f"00-{trace_id}-{os.urandom(8).hex()}-01"
+    email = f"{unique('t')}@example.com"
     async with system.client("identity") as identity:
         created = await identity.post("/v1/users", headers={"traceparent": traceparent},
-                                      json={"email": f"{unique('t')}@example.com", "password": "correct horse battery"})
+                                      json={"email": email, "password": "correct horse battery"})
     user_id = created.json()["id"]
+    # The verification (what grants the newsletter) joins the same trace.
+    await system.verify(email, headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
 
     async def event_header():
         records = await read_topic(system.kafka, system.topic("identity.users.v1"))
-        return [m.traceparent for m, _ in records if m.subject == user_id]
+        return [m.traceparent for m, _ in records if m.subject == user_id and m.type == "UserRegisteredV2"]
 
     [carried] = await eventually(event_header)
     assert carried.split("-")[1] == trace_id
@@ -50,9 +53,14 @@ async def test_sigterm_on_a_busy_consumer_loses_and_duplicates_nothing(system):
     emails = [f"{unique('busy')}@example.com" for _ in range(30)]
     ids = []
     async with system.client("identity") as identity:
-        for i, email in enumerate(emails):
+        for email in emails:
             response = await identity.post("/v1/users", json={"email": email, "password": "correct horse battery"})
             ids.append(response.json()["id"])
+        tokens = [await system.mailed_token(email, "verify") for email in emails]
+        for i, token in enumerate(tokens):
+            # Each verification gives the consent service the signup's newsletter grant to record.
+            confirmed = await identity.post("/v1/email-verifications/confirm", json={"token": token})
+            assert confirmed.status_code == 204
             if i == 10:
                 process = system.processes["consent"]
                 process.send_signal(signal.SIGTERM)  # while it works through the registrations

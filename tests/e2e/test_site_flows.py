@@ -58,6 +58,7 @@ async def test_sign_up_my_data_and_a_switch_that_reaches_the_processor(system, b
     page = await sign_up(visitor, email)
     assert "Your account is ready" in await page.locator(".done").inner_text()
     await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email])  # the welcome mail
+    await system.verify(email)  # the newsletter grant of signup takes effect on a verified address (issue 15)
 
     async def newsletter_on():
         await page.goto("/my-data")

@@ -4,12 +4,15 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import asyncpg
 import jwt
 import pytest
 
 from assent_consent.main import create_app
 from assent_consent.settings import ConsentSettings
-from assent_shared.events import ProcessorRegistered, SessionsRevoked, UnsubscribeRequested, UserRegistered
+from assent_shared.events import (
+    EmailVerified, ProcessorRegistered, SessionsRevoked, UnsubscribeRequested, UserRegistered,
+)
 from assent_shared.testing.apps import base_settings, serve
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.issuer import LocalIssuer
@@ -26,9 +29,11 @@ def issuer():
 @pytest.fixture
 async def consent(infra, new_database, issuer):
     prefix = unique("ct-") + "."
-    settings = ConsentSettings(**base_settings(infra, await new_database("consent"), prefix, jwks_url=issuer.jwks_url))
+    database = await new_database("consent")
+    settings = ConsentSettings(**base_settings(infra, database, prefix, jwks_url=issuer.jwks_url))
     async with serve(create_app(settings)) as client:
         client.prefix = prefix
+        client.database = database
         client.admin = {"Authorization": f"Bearer {settings.admin_token}"}
         yield client
 
@@ -38,15 +43,31 @@ def registered(user_id, opt_in=True):
                           policy_version=1, newsletter_opt_in=opt_in)
 
 
+def verified(user_id, opt_in=True):
+    return EmailVerified(user_id=user_id, verified_at=datetime.now(UTC), newsletter_opt_in=opt_in)
+
+
+async def applied(client, *metas):
+    """True once the service's inbox holds every one of these events."""
+    conn = await asyncpg.connect(client.database)
+    try:
+        found = await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1::text[])", [m.id for m in metas])
+    finally:
+        await conn.close()
+    return found == len(metas)
+
+
 async def consent_events(infra, client, subject_id):
     records = await read_topic(infra.kafka_bootstrap, client.prefix + "consent.consents.v1")
     return [(m, r) for m, r in records if m.subject == str(subject_id)]
 
 
-async def test_signup_grants_newsletter_once_even_when_redelivered(consent, infra, issuer):
+async def test_signup_grants_newsletter_on_verification_once_even_when_redelivered(consent, infra, issuer):
     user_id = uuid4()
-    meta = await publish(infra.kafka_bootstrap, consent.prefix + "identity.users.v1", registered(user_id))
-    await publish(infra.kafka_bootstrap, consent.prefix + "identity.users.v1", registered(user_id), meta=meta)
+    topic = consent.prefix + "identity.users.v1"
+    signup = await publish(infra.kafka_bootstrap, topic, registered(user_id))
+    meta = await publish(infra.kafka_bootstrap, topic, verified(user_id))
+    await publish(infra.kafka_bootstrap, topic, verified(user_id), meta=meta)
 
     async def granted():
         response = await consent.get(f"/v1/subjects/{user_id}/consents", headers=consent.admin)
@@ -56,14 +77,40 @@ async def test_signup_grants_newsletter_once_even_when_redelivered(consent, infr
     assert (state["purpose"], state["recipient"], state["granted"], state["seq"]) == ("newsletter", "first_party", True, 1)
     [(meta_out, record)] = await eventually(lambda: consent_events(infra, consent, user_id))
     assert meta_out.type == "ConsentGranted" and b'"source":"signup"' in record.value
+    assert f'"evidence":"EmailVerified:{meta.id}"'.encode() in record.value
     assert str(meta_out.id) == state["event_id"]
+    [receipt] = (await consent.get(f"/v1/subjects/{user_id}/consents/history", headers=consent.admin)).json()
+    assert receipt["receipt"]["evidence"] == f"EmailVerified:{meta.id}" and receipt["receipt"]["method"] == "signup"
+    assert signup.id not in receipt["receipt"]["evidence"]
+
+
+async def test_registration_alone_grants_nothing_and_a_choice_made_before_verification_stands(consent, infra, issuer):
+    waiting, decided = uuid4(), uuid4()
+    topic = consent.prefix + "identity.users.v1"
+    await publish(infra.kafka_bootstrap, topic, registered(waiting))
+    await publish(infra.kafka_bootstrap, topic, registered(decided))
+    mine = {"Authorization": f"Bearer {issuer.token(decided)}"}
+    off = await consent.put(f"/v1/subjects/{decided}/consents/newsletter/first_party", json={"granted": False},
+                            headers=mine)
+    assert off.status_code == 200 and off.json()["seq"] == 0  # nothing granted, nothing to revoke
+    on = await consent.put(f"/v1/subjects/{decided}/consents/newsletter/first_party", json={"granted": True},
+                           headers=mine)
+    off = await consent.put(f"/v1/subjects/{decided}/consents/newsletter/first_party", json={"granted": False},
+                            headers=mine)
+    assert (on.json()["seq"], off.json()["seq"]) == (1, 2)
+    metas = [await publish(infra.kafka_bootstrap, topic, verified(decided)),
+             await publish(infra.kafka_bootstrap, topic, verified(waiting, opt_in=False))]
+    await eventually(lambda: applied(consent, *metas))
+    assert (await consent.get(f"/v1/subjects/{waiting}/consents", headers=consent.admin)).json() == []
+    [state] = (await consent.get(f"/v1/subjects/{decided}/consents", headers=consent.admin)).json()
+    assert state["granted"] is False and state["seq"] == 2
 
 
 async def test_opt_out_at_signup_grants_nothing(consent, infra):
     opted_out, control = uuid4(), uuid4()
     topic = consent.prefix + "identity.users.v1"
-    await publish(infra.kafka_bootstrap, topic, registered(opted_out, opt_in=False))
-    await publish(infra.kafka_bootstrap, topic, registered(control))
+    await publish(infra.kafka_bootstrap, topic, verified(opted_out, opt_in=False))
+    await publish(infra.kafka_bootstrap, topic, verified(control))
     await eventually(lambda: consent_events(infra, consent, control))
     assert (await consent.get(f"/v1/subjects/{opted_out}/consents", headers=consent.admin)).json() == []
 
@@ -111,8 +158,16 @@ async def test_processor_recipient_gpc_and_receipts(consent, infra, issuer):
     await eventually(known)
     granted = await consent.put(f"/v1/subjects/{me}/consents/surveys/{processor}", json={"granted": True}, headers=mine)
     assert granted.status_code == 200 and granted.json()["granted"]
+    # Reading with Global Privacy Control changes nothing; a change, or the explicit endpoint, withdraws.
     listed = await consent.get(f"/v1/subjects/{me}/consents", headers={**mine, "Sec-GPC": "1"})
-    [state] = listed.json()
+    assert [s["granted"] for s in listed.json()] == [True]
+    withdrawn = await consent.post(f"/v1/subjects/{me}/gpc", headers=mine)
+    assert withdrawn.status_code == 200 and [s["seq"] for s in withdrawn.json()] == [2]
+    assert (await consent.post(f"/v1/subjects/{me}/gpc", headers=mine)).json() == []
+    refused = await consent.put(f"/v1/subjects/{me}/consents/surveys/{processor}", json={"granted": True},
+                                headers={**mine, "Sec-GPC": "1"})
+    assert refused.status_code == 200 and refused.json()["granted"] is False and refused.json()["gpc"] is True
+    [state] = (await consent.get(f"/v1/subjects/{me}/consents", headers=mine)).json()
     assert state["granted"] is False and state["seq"] == 2
     history = (await consent.get(f"/v1/subjects/{me}/consents/history", headers=mine)).json()
     assert [h["receipt"]["method"] for h in history] == ["user", "gpc"]
@@ -126,7 +181,7 @@ async def test_processor_recipient_gpc_and_receipts(consent, infra, issuer):
 
 async def test_unsubscribe_link_becomes_a_revocation(consent, infra):
     me = uuid4()
-    await publish(infra.kafka_bootstrap, consent.prefix + "identity.users.v1", registered(me))
+    await publish(infra.kafka_bootstrap, consent.prefix + "identity.users.v1", verified(me))
     await eventually(lambda: _count(infra, consent, me, 1))
     await publish(infra.kafka_bootstrap, consent.prefix + "mailer.deliveries.v1",
                   UnsubscribeRequested(subject_id=me, purpose="newsletter", requested_at=datetime.now(UTC)))

@@ -18,6 +18,7 @@ async def identity(infra, new_database):
         client.prefix = prefix
         client.database = database
         client.admin = {"Authorization": f"Bearer {settings.admin_token}"}
+        client.settings = settings
         yield client
 
 

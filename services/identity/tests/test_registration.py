@@ -20,7 +20,7 @@ async def test_register_publishes_user_registered_with_cloudevents_headers(ident
 
     async def published():
         records = await read_topic(infra.kafka_bootstrap, identity.prefix + "identity.users.v1")
-        return [(m, r) for m, r in records if m.subject == user["id"]]
+        return [(m, r) for m, r in records if m.subject == user["id"] and m.type == "UserRegisteredV2"]
 
     [(meta, record)] = await eventually(published)
     assert meta.type == "UserRegisteredV2" and meta.source == "/assent/identity"

@@ -137,7 +137,8 @@ async def _count(conn, pattern: str, expected: int) -> bool:
 def test_production_refuses_a_declared_proxy_without_its_networks():
     production = {"environment": "production", "admin_token": "a" * 40,
                   "database_url": "postgresql://x:y@db.internal/identity", "signing_key_secret": "s" * 32,
-                  "data_key_secret": "d" * 32, "key_clients": {"mailer": "m" * 32}, "throttle_key_secret": SECRET}
+                  "data_key_secret": "d" * 32, "key_clients": {"mailer": "m" * 32}, "throttle_key_secret": SECRET,
+                  "mail_token_secret": "t" * 32}
     with pytest.raises(ValueError, match="ASSENT_TRUSTED_PROXIES"):
         IdentitySettings(**production, trust_forwarded_for=True)
     assert IdentitySettings(**production, trust_forwarded_for=True, trusted_proxies=["10.0.0.0/8"]).trusted_proxies

@@ -1,13 +1,15 @@
 """Telemetry on real Kafka and PostgreSQL: hits in, exact rollups out, once each, whatever is replayed."""
 
 import json
+import secrets
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
 from assent_shared.cloudevents import encode_headers, meta_for
-from assent_shared.events import PageViewed
+from assent_shared.events import DeviceConsentGranted, DeviceConsentRevoked, PageViewed
 from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_shared.testing.topics import publish, read_topic
 from telemetry_testkit import CHROME_WINDOWS, GOOGLEBOT, IPHONE, ORIGIN
 
 
@@ -160,8 +162,30 @@ async def test_a_hit_the_rollups_cannot_take_is_dead_lettered_and_the_partition_
     await eventually(lambda: _pageviews(telemetry, 3))
 
 
-async def test_visitor_cookie_only_with_consent_and_never_with_gpc(telemetry):
-    hit = {"site_id": "demo", "url": "https://demo.example/", "consent": True}
+async def grant_device(infra, telemetry, device_id, granted, seq):
+    kind = DeviceConsentGranted if granted else DeviceConsentRevoked
+    return await publish(infra.kafka_bootstrap, telemetry.prefix + "consent.consents.v1", kind(
+        device_id=device_id, purpose="cookies", seq=seq, policy_version=1, source="visitor", gpc=False,
+        occurred_at=datetime.now(UTC)))
+
+
+async def _applied(telemetry, meta):
+    return await telemetry.fetch("SELECT 1 FROM inbox WHERE event_id = $1", meta.id)
+
+
+async def test_visitor_cookie_only_for_a_device_the_consent_service_says_allowed_it(telemetry, infra):
+    allowed, unknown = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    granted = await grant_device(infra, telemetry, allowed, True, 1)
+    await eventually(lambda: _applied(telemetry, granted))
+    # What the browser claims decides nothing: no consent on record, no cookie.
+    claimed = await telemetry.hit("203.0.113.3", CHROME_WINDOWS,
+                                  {"site_id": "demo", "url": "https://demo.example/", "consent": True,
+                                   "device_id": unknown})
+    assert claimed.status_code == 202 and "set-cookie" not in claimed.headers
+    bare = await telemetry.hit("203.0.113.3", CHROME_WINDOWS, {"site_id": "demo", "url": "https://demo.example/"})
+    assert "set-cookie" not in bare.headers
+
+    hit = {"site_id": "demo", "url": "https://demo.example/", "device_id": allowed}
     first = await telemetry.hit("203.0.113.1", CHROME_WINDOWS, hit)
     cookie = first.cookies.get("assent_vid")
     assert cookie and "httponly" in first.headers["set-cookie"].lower()
@@ -171,10 +195,20 @@ async def test_visitor_cookie_only_with_consent_and_never_with_gpc(telemetry):
     gpc = await telemetry.hit("203.0.113.3", CHROME_WINDOWS, hit, **{"Sec-GPC": "1"})
     assert "assent_vid=\"\"" in gpc.headers["set-cookie"] or "Max-Age=0" in gpc.headers["set-cookie"]
     assert not telemetry.client.cookies.get("assent_vid")
-    no_consent = await telemetry.hit("203.0.113.3", CHROME_WINDOWS, {**hit, "consent": False})
-    assert "set-cookie" not in no_consent.headers
-    stats = await eventually(lambda: _pageviews(telemetry, 4))
+    stats = await eventually(lambda: _pageviews(telemetry, 5))
     assert stats["visitors"] == 2  # the cookie visitor, and one cookieless visitor behind 203.0.113.3
+
+    # Withdrawn at the consent service: the cookie goes; a replayed older grant does not bring it back.
+    granted_again = await telemetry.hit("203.0.113.1", CHROME_WINDOWS, hit)
+    assert granted_again.cookies.get("assent_vid")
+    revoked = await grant_device(infra, telemetry, allowed, False, 2)
+    await eventually(lambda: _applied(telemetry, revoked))
+    replayed = await grant_device(infra, telemetry, allowed, True, 1)
+    await eventually(lambda: _applied(telemetry, replayed))
+    gone = await telemetry.hit("203.0.113.1", CHROME_WINDOWS, hit)
+    assert "Max-Age=0" in gone.headers["set-cookie"] or "assent_vid=\"\"" in gone.headers["set-cookie"]
+    rows = await telemetry.fetch("SELECT device_hash FROM device_consents")
+    assert rows and all(allowed not in r["device_hash"] for r in rows)
 
 
 async def test_tracking_script_and_cors_for_the_configured_origins(telemetry):
@@ -191,11 +225,16 @@ async def test_tracking_script_and_cors_for_the_configured_origins(telemetry):
     assert posted.status_code == 202 and posted.headers["access-control-allow-origin"] == ORIGIN
 
 
-async def test_the_visitor_cookie_is_secure_behind_a_tls_proxy_and_only_then(telemetry_app):
-    hit = {"site_id": "demo", "url": "https://demo.example/", "consent": True}
+async def test_the_visitor_cookie_is_secure_behind_a_tls_proxy_and_only_then(telemetry_app, infra):
+    device = secrets.token_urlsafe(16)
+    hit = {"site_id": "demo", "url": "https://demo.example/", "device_id": device}
     async with telemetry_app(trusted_proxies=["127.0.0.1/32"]) as behind:
+        granted = await grant_device(infra, behind, device, True, 1)
+        await eventually(lambda: _applied(behind, granted))
         over_tls = await behind.hit("203.0.113.1", CHROME_WINDOWS, hit, **{"X-Forwarded-Proto": "https"})
         assert "secure" in over_tls.headers["set-cookie"].lower()
     async with telemetry_app(trusted_proxies=["10.0.0.0/8"]) as not_a_proxy:  # the peer may not say so
+        granted = await grant_device(infra, not_a_proxy, device, True, 1)
+        await eventually(lambda: _applied(not_a_proxy, granted))
         forged = await not_a_proxy.hit("203.0.113.1", CHROME_WINDOWS, hit, **{"X-Forwarded-Proto": "https"})
         assert "secure" not in forged.headers["set-cookie"].lower()

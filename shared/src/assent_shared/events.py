@@ -14,6 +14,7 @@ from assent_shared import topics
 from assent_shared.personal import SealedField
 
 ConsentSource = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
+DeviceConsentSource = Literal["visitor", "gpc"]
 AcceptanceHow = Literal["signup", "continued_use", "explicit"]
 InquiryCategory = Literal["question", "support_request", "privacy_question", "feedback"]
 OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled", "refunded"]
@@ -158,6 +159,55 @@ class SessionsRevoked(Event):
         return str(self.user_id)
 
 
+class _MailTokenIssued(Event):
+    topic = topics.USERS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="The account the mail goes to (the mailer knows its address).")
+    sealed_token: str = Field(
+        description="The single-use token, sealed (AES-GCM, `assent_shared.sealing`, context `assent-mail-token`, "
+                    "bound to `<event type>:<user id>`) under ASSENT_MAIL_TOKEN_SECRET, which only identity and "
+                    "the mailer hold: unreadable on the topic. Identity stores only a hash of it."
+    )
+    expires_at: datetime = Field(description="When the token stops working (UTC).")
+    requested_at: datetime = Field(description="When it was issued (UTC).")
+    locale: str | None = Field(default=None, description="The user's language (BCP 47), for the mail.")
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
+class EmailVerificationRequested(_MailTokenIssued):
+    """Identity asks the mailer to send a link that proves the user receives mail at their address."""
+
+
+class PasswordResetRequested(_MailTokenIssued):
+    """Someone asked to reset the account's password; the mailer sends the reset link to its address."""
+
+
+class EmailVerified(Event):
+    """The user proved they receive mail at the account's current address (a verification link was used)."""
+
+    topic = topics.USERS
+    ce_source = "/assent/identity"
+
+    user_id: UUID = Field(description="The account whose address is now verified.")
+    verified_at: datetime = Field(description="When the link was used (UTC).")
+    newsletter_opt_in: bool = Field(
+        description="True when the signup's newsletter opt-in takes effect now: the first verification of an "
+                    "account that did not opt out. The consent service records the grant with this event as evidence."
+    )
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+    def subject(self) -> str:
+        return str(self.user_id)
+
+
 class _ConsentChange(Event):
     topic = topics.CONSENTS
     ce_source = "/assent/consent"
@@ -171,6 +221,10 @@ class _ConsentChange(Event):
         description="Where the change came from: signup, user, unsubscribe_link, gpc, admin."
     )
     occurred_at: datetime = Field(description="When the change happened (UTC).")
+    evidence: str | None = Field(
+        default=None, description="What proves the change, where an event does: e.g. `EmailVerified:<ce_id>` for "
+                                  "the newsletter grant of signup, which takes effect on a verified address."
+    )
 
     def key(self) -> str:
         return str(self.subject_id)
@@ -185,6 +239,32 @@ class ConsentGranted(_ConsentChange):
 
 class ConsentRevoked(_ConsentChange):
     """The subject withdrew the permission; nothing more goes out for it."""
+
+
+class _DeviceConsentChange(Event):
+    topic = topics.CONSENTS
+    ce_source = "/assent/consent"
+
+    device_id: str = Field(description="Opaque random id (>= 128 bits, urlsafe) the Site made for a visitor's "
+                                       "browser; the event is keyed by it. No account, no personal data.")
+    purpose: str = Field(description="A device purpose, e.g. `cookies` (the analytics cookie / device id).")
+    seq: int = Field(ge=1, description="Per-device sequence, strictly increasing over the device's consent events.")
+    policy_version: int = Field(description="Version of the privacy policy in force at the change.")
+    source: DeviceConsentSource = Field(description="`visitor` (the visitor's choice) or `gpc` (Global Privacy "
+                                                    "Control withdrew or refused a third-party purpose).")
+    gpc: bool = Field(description="Whether the request carried `Sec-GPC: 1`.")
+    occurred_at: datetime = Field(description="When the change happened (UTC).")
+
+    def key(self) -> str:
+        return self.device_id
+
+
+class DeviceConsentGranted(_DeviceConsentChange):
+    """A visitor without an account allowed `purpose` for their browser (keyed by device id)."""
+
+
+class DeviceConsentRevoked(_DeviceConsentChange):
+    """A visitor without an account refused or withdrew `purpose` for their browser (keyed by device id)."""
 
 
 class PolicyUpdated(Event):
@@ -470,8 +550,13 @@ CATALOG: dict[str, type[Event]] = {
         UserEmailChangedV2,
         UserErased,
         SessionsRevoked,
+        EmailVerificationRequested,
+        PasswordResetRequested,
+        EmailVerified,
         ConsentGranted,
         ConsentRevoked,
+        DeviceConsentGranted,
+        DeviceConsentRevoked,
         PolicyUpdated,
         PolicyAccepted,
         PageViewed,

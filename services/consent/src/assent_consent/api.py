@@ -5,10 +5,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from assent_consent import domain
-from assent_consent.handlers import ConsentHandlers
+from assent_consent.handlers import ConsentHandlers, UnknownDevicePurpose
 from assent_shared import pages
 from assent_shared.auth import Principal, authenticate
 from assent_shared.bootstrap import Runtime
@@ -17,18 +17,22 @@ from assent_shared.problems import Problem
 router = APIRouter()
 PurposeId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 RecipientId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# At least 128 bits of randomness, base64url: 22 characters or more.
+DeviceId = Annotated[str, Path(min_length=22, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                               description="Opaque random id of the visitor's browser, made by the Site.")]
 
 
 def handlers(request: Request) -> ConsentHandlers:
     return request.app.state.service
 
 
-async def principal(request: Request, sec_gpc: Annotated[str | None, Header()] = None) -> Principal:
+async def principal(request: Request) -> Principal:
     runtime: Runtime = request.app.state.runtime
-    who = await authenticate(request, runtime.verifier, runtime.settings.admin_token)
-    if sec_gpc == "1" and who.user_id is not None:
-        await handlers(request).withdraw_third_party(who.user_id)
-    return who
+    return await authenticate(request, runtime.verifier, runtime.settings.admin_token)
+
+
+def _gpc(sec_gpc: str | None) -> bool:
+    return sec_gpc == "1"
 
 
 def _own(who: Principal, subject_id: UUID) -> None:
@@ -43,15 +47,16 @@ class ConsentOut(BaseModel):
     seq: int
     updated_at: datetime
     event_id: UUID | None = None
+    gpc: bool = Field(default=False, description="Whether the request carried `Sec-GPC: 1` (third-party grants refused).")
 
 
 class ConsentChangeIn(BaseModel):
     granted: bool
 
 
-def _out(state: domain.ConsentState) -> ConsentOut:
+def _out(state: domain.ConsentState, gpc: bool = False) -> ConsentOut:
     return ConsentOut(purpose=state.purpose, recipient=state.recipient, granted=state.granted, seq=state.seq,
-                      updated_at=state.updated_at, event_id=state.event_id if state.seq else None)
+                      updated_at=state.updated_at, event_id=state.event_id if state.seq else None, gpc=gpc)
 
 
 @router.get("/v1/purposes")
@@ -69,11 +74,16 @@ async def list_consents(subject_id: UUID, who: Principal = Depends(principal),
 @router.put("/v1/subjects/{subject_id}/consents/{purpose}/{recipient}", response_model=ConsentOut,
             responses={422: {"description": "Unknown purpose or recipient"}, 403: {"description": "Not yours"}})
 async def change_consent(subject_id: UUID, purpose: PurposeId, recipient: RecipientId, body: ConsentChangeIn,
-                         who: Principal = Depends(principal),
+                         who: Principal = Depends(principal), sec_gpc: Annotated[str | None, Header()] = None,
                          service: ConsentHandlers = Depends(handlers)) -> ConsentOut:
     _own(who, subject_id)
     cmd = domain.ChangeConsent(subject_id, purpose, recipient, body.granted, "admin" if who.is_admin else "user")
+    gpc = _gpc(sec_gpc) and who.user_id is not None
     try:
+        if gpc:
+            # The user's browser sends Global Privacy Control with a change: their third-party grants end first.
+            await service.withdraw_third_party(subject_id)
+            cmd = domain.under_gpc(cmd)
         result = await service.change_consent(cmd)
     except domain.UnknownPurpose:
         raise Problem(422, "Unknown purpose", "See GET /v1/purposes for the purposes there are.")
@@ -81,7 +91,17 @@ async def change_consent(subject_id: UUID, purpose: PurposeId, recipient: Recipi
         raise Problem(422, "Unknown recipient", "The recipient is not a processor registered for this purpose.")
     except domain.SubjectErased:
         raise Problem(410, "Account erased", "Nothing is recorded for an erased account.")
-    return _out(result.state)
+    return _out(result.state, gpc)
+
+
+@router.post("/v1/subjects/{subject_id}/gpc", response_model=list[ConsentOut],
+             responses={403: {"description": "Not yours"}})
+async def honour_gpc(subject_id: UUID, who: Principal = Depends(principal),
+                     service: ConsentHandlers = Depends(handlers)) -> list[ConsentOut]:
+    """Global Privacy Control for a signed-in user (the Site calls it when a request carries `Sec-GPC: 1`):
+    every third-party grant is revoked with source `gpc`; answers the revocations made."""
+    _own(who, subject_id)
+    return [_out(r.state) for r in await service.withdraw_third_party(subject_id) if r.changed]
 
 
 @router.get("/v1/subjects/{subject_id}/consents/history")
@@ -109,3 +129,68 @@ async def receipt_keys(service: ConsentHandlers = Depends(handlers)) -> dict:
     return service.signer.jwks
 
 
+
+
+class DeviceConsentIn(BaseModel):
+    granted: bool
+
+
+class DeviceConsentOut(BaseModel):
+    device_id: str
+    purpose: str
+    granted: bool
+    seq: int
+    updated_at: datetime
+    event_id: UUID = Field(description="The receipt's id: GET /v1/devices/{device_id}/receipts/{event_id}.")
+    gpc: bool = Field(description="Whether this request carried `Sec-GPC: 1` (third-party grants refused).")
+
+
+class DeviceConsentsOut(BaseModel):
+    device_id: str
+    gpc: bool = Field(description="Whether this request carried `Sec-GPC: 1`.")
+    consents: list[DeviceConsentOut]
+
+
+def _device_out(state: domain.DeviceConsentState, gpc: bool) -> DeviceConsentOut:
+    return DeviceConsentOut(device_id=state.device_id, purpose=state.purpose, granted=state.granted, seq=state.seq,
+                            updated_at=state.updated_at, event_id=state.event_id, gpc=gpc)
+
+
+@router.get("/v1/device-purposes")
+async def list_device_purposes(service: ConsentHandlers = Depends(handlers)) -> list[dict]:
+    return service.device_purposes()
+
+
+@router.put("/v1/devices/{device_id}/consents/{purpose}", response_model=DeviceConsentOut,
+            responses={422: {"description": "Unknown device purpose or bad device id"}})
+async def change_device_consent(device_id: DeviceId, purpose: PurposeId, body: DeviceConsentIn,
+                                sec_gpc: Annotated[str | None, Header()] = None,
+                                service: ConsentHandlers = Depends(handlers)) -> DeviceConsentOut:
+    """A visitor without an account: no authentication, the device id is the Site's random id for the browser."""
+    try:
+        state = await service.change_device_consent(
+            domain.ChangeDeviceConsent(device_id, purpose, body.granted, _gpc(sec_gpc)))
+    except UnknownDevicePurpose:
+        raise Problem(422, "Unknown device purpose", "See GET /v1/device-purposes for the purposes there are.")
+    return _device_out(state, _gpc(sec_gpc))
+
+
+@router.get("/v1/devices/{device_id}/consents", response_model=DeviceConsentsOut)
+async def list_device_consents(device_id: DeviceId, sec_gpc: Annotated[str | None, Header()] = None,
+                               service: ConsentHandlers = Depends(handlers)) -> DeviceConsentsOut:
+    gpc = _gpc(sec_gpc)
+    states = await service.device_consents(device_id)
+    return DeviceConsentsOut(device_id=device_id, gpc=gpc, consents=[_device_out(s, gpc) for s in states])
+
+
+@router.get("/v1/devices/{device_id}/consents/history")
+async def device_consent_history(device_id: DeviceId, service: ConsentHandlers = Depends(handlers)) -> list[dict]:
+    return await service.device_history(device_id)
+
+
+@router.get("/v1/devices/{device_id}/receipts/{event_id}", responses={404: {"description": "No such receipt"}})
+async def device_receipt(device_id: DeviceId, event_id: UUID, service: ConsentHandlers = Depends(handlers)) -> dict:
+    found = await service.device_receipt(device_id, event_id)
+    if found is None:
+        raise Problem(404, "No such receipt")
+    return found

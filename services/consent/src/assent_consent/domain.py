@@ -7,6 +7,7 @@ from uuid import UUID
 
 FIRST_PARTY = "first_party"
 Source = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
+DeviceSource = Literal["visitor", "gpc"]
 
 
 class UnknownPurpose(ValueError):
@@ -28,6 +29,7 @@ class ChangeConsent:
     recipient: str
     granted: bool
     source: Source
+    evidence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,43 @@ def is_change(current: ConsentState | None, granted: bool) -> bool:
     return (current.granted if current else False) != granted
 
 
+def under_gpc(cmd: ChangeConsent) -> ChangeConsent:
+    """A request with Global Privacy Control cannot grant a third party anything: it stays withdrawn."""
+    if cmd.granted and cmd.recipient != FIRST_PARTY:
+        return ChangeConsent(cmd.subject_id, cmd.purpose, cmd.recipient, False, "gpc")
+    return cmd
+
+
 def third_party_grants(states: list[ConsentState]) -> list[ConsentState]:
     """What a Global Privacy Control signal withdraws: every grant to someone other than us."""
     return [s for s in states if s.granted and s.recipient != FIRST_PARTY]
+
+
+@dataclass(frozen=True)
+class ChangeDeviceConsent:
+    device_id: str
+    purpose: str
+    granted: bool
+    gpc: bool
+
+
+@dataclass(frozen=True)
+class DeviceConsentState:
+    device_id: str
+    purpose: str
+    granted: bool
+    seq: int
+    event_id: UUID
+    updated_at: datetime
+
+
+def device_decision(cmd: ChangeDeviceConsent, third_party: set[str]) -> tuple[bool, DeviceSource]:
+    """What a device's choice records: Global Privacy Control refuses a grant to a third party."""
+    if cmd.gpc and cmd.granted and cmd.purpose in third_party:
+        return False, "gpc"
+    return cmd.granted, "visitor"
+
+
+def gpc_withdrawals(states: list[DeviceConsentState], third_party: set[str]) -> list[DeviceConsentState]:
+    """The device's grants a Global Privacy Control signal withdraws."""
+    return [s for s in states if s.granted and s.purpose in third_party]

@@ -12,8 +12,8 @@ from assent_consent.settings import ConsentSettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, ErasureConfirmed, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested,
-    UserErased, UserRegistered, UserRegisteredV2,
+    ConsentGranted, ConsentRevoked, DeviceConsentGranted, DeviceConsentRevoked, EmailVerified, ErasureConfirmed,
+    PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserErased,
 )
 
 
@@ -21,6 +21,10 @@ from assent_shared.events import (
 class ChangeResult:
     state: domain.ConsentState
     changed: bool
+
+
+class UnknownDevicePurpose(ValueError):
+    pass
 
 
 class ConsentHandlers:
@@ -48,13 +52,13 @@ class ConsentHandlers:
         event = event_type(
             subject_id=cmd.subject_id, purpose=cmd.purpose, recipient=cmd.recipient, seq=last_seq + 1,
             policy_version=await storage.policy_version(conn, self._settings.policy_id), source=cmd.source,
-            occurred_at=datetime.now(UTC),
+            occurred_at=datetime.now(UTC), evidence=cmd.evidence,
         )
         event_id = await outbox.enqueue(conn, event)
         state = await storage.record_event(
             conn, event_id=event_id, subject_id=cmd.subject_id, seq=event.seq, purpose=cmd.purpose,
             recipient=cmd.recipient, granted=cmd.granted, policy_version=event.policy_version, source=cmd.source,
-            occurred_at=event.occurred_at,
+            occurred_at=event.occurred_at, evidence=cmd.evidence,
         )
         return ChangeResult(state, changed=True)
 
@@ -90,12 +94,18 @@ class ConsentHandlers:
             for purpose, description in sorted(self._settings.purposes.items())
         ]
 
-    async def apply_user_registered(self, conn: asyncpg.Connection, event: UserRegistered | UserRegisteredV2,
-                                    _meta: EventMeta) -> None:
+    async def apply_email_verified(self, conn: asyncpg.Connection, event: EmailVerified, meta: EventMeta) -> None:
+        """The policy: signing up opts in to the newsletter. The grant takes effect on a verified address (anyone
+        can type a stranger's), with the verification as its evidence, unless the user has decided since."""
+        if not event.newsletter_opt_in:
+            return
         await storage.lock_subject(conn, event.user_id)
-        if event.newsletter_opt_in and not await storage.is_erased(conn, event.user_id):
-            # The policy: signing up opts in to the newsletter.
-            await self._change(conn, domain.ChangeConsent(event.user_id, "newsletter", domain.FIRST_PARTY, True, "signup"))
+        if await storage.is_erased(conn, event.user_id):
+            return
+        if await storage.state_of(conn, event.user_id, "newsletter", domain.FIRST_PARTY) is not None:
+            return
+        await self._change(conn, domain.ChangeConsent(event.user_id, "newsletter", domain.FIRST_PARTY, True, "signup",
+                                                      evidence=f"EmailVerified:{meta.id}"))
 
     async def apply_user_erased(self, conn: asyncpg.Connection, event: UserErased, _meta: EventMeta) -> None:
         await storage.lock_subject(conn, event.user_id)
@@ -117,3 +127,52 @@ class ConsentHandlers:
 
     async def apply_policy_updated(self, conn: asyncpg.Connection, event: PolicyUpdated, _meta: EventMeta) -> None:
         await storage.record_policy(conn, event.policy_id, event.version)
+
+    def device_purposes(self) -> list[dict]:
+        third = set(self._settings.third_party_device_purposes)
+        return [{"purpose": p, "description": d, "third_party": p in third}
+                for p, d in sorted(self._settings.device_purposes.items())]
+
+    async def change_device_consent(self, cmd: domain.ChangeDeviceConsent) -> domain.DeviceConsentState:
+        """Record a visitor's choice for their browser; `Sec-GPC: 1` also withdraws every third-party grant."""
+        if cmd.purpose not in self._settings.device_purposes:
+            raise UnknownDevicePurpose(cmd.purpose)
+        third = set(self._settings.third_party_device_purposes)
+        granted, source = domain.device_decision(cmd, third)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await storage.lock_device(conn, cmd.device_id)
+            if cmd.gpc:
+                for held in domain.gpc_withdrawals(await storage.device_states(conn, cmd.device_id), third):
+                    await self._change_device(conn, cmd.device_id, held.purpose, False, "gpc", True)
+            return await self._change_device(conn, cmd.device_id, cmd.purpose, granted, source, cmd.gpc)
+
+    async def _change_device(self, conn: asyncpg.Connection, device_id: str, purpose: str, granted: bool,
+                             source: domain.DeviceSource, gpc: bool) -> domain.DeviceConsentState:
+        states = {s.purpose: s for s in await storage.device_states(conn, device_id)}
+        current = states.get(purpose)
+        # Unlike a subject's, a device's refusal is recorded the first time too: the banner's answer is the receipt.
+        if current is not None and current.granted == granted:
+            return current
+        last_seq = await storage.lock_device(conn, device_id)
+        event_type = DeviceConsentGranted if granted else DeviceConsentRevoked
+        event = event_type(device_id=device_id, purpose=purpose, seq=last_seq + 1, source=source, gpc=gpc,
+                           policy_version=await storage.policy_version(conn, self._settings.policy_id),
+                           occurred_at=datetime.now(UTC))
+        event_id = await outbox.enqueue(conn, event)
+        return await storage.record_device_event(
+            conn, event_id=event_id, device_id=device_id, seq=event.seq, purpose=purpose, granted=granted,
+            policy_version=event.policy_version, source=source, gpc=gpc, occurred_at=event.occurred_at,
+        )
+
+    async def device_consents(self, device_id: str) -> list[domain.DeviceConsentState]:
+        async with self._pool.acquire() as conn:
+            return await storage.device_states(conn, device_id)
+
+    async def device_history(self, device_id: str) -> list[dict]:
+        async with self._pool.acquire() as conn:
+            return [self.signer.device_receipt(r) for r in await storage.device_history(conn, device_id)]
+
+    async def device_receipt(self, device_id: str, event_id: UUID) -> dict | None:
+        async with self._pool.acquire() as conn:
+            row = await storage.device_event(conn, device_id, event_id)
+        return self.signer.device_receipt(row) if row else None

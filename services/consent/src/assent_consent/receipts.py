@@ -32,5 +32,27 @@ class ReceiptSigner:
             "timestamp": row["occurred_at"].isoformat(),
             "seq": row["seq"],
         }
+        if row["evidence"]:
+            body["evidence"] = row["evidence"]
+        return self._signed(body)
+
+    def device_receipt(self, row: asyncpg.Record) -> dict:
+        """The receipt of a visitor's choice for their browser: the device id stands in for a subject."""
+        body = {
+            "receipt_id": str(row["event_id"]),
+            "schema": "ISO/IEC 27560 consent record",
+            "controller": CONTROLLER,
+            "device_id": row["device_id"],
+            "purpose": row["purpose"],
+            "state": "granted" if row["granted"] else "withdrawn",
+            "notice": {"policy_id": "privacy", "policy_version": row["policy_version"]},
+            "method": row["source"],
+            "gpc": row["gpc"],
+            "timestamp": row["occurred_at"].isoformat(),
+            "seq": row["seq"],
+        }
+        return self._signed(body)
+
+    def _signed(self, body: dict) -> dict:
         signature = jwt.encode(body, self._key, algorithm="EdDSA", headers={"kid": self.kid})
         return {"receipt": body, "signature": signature}

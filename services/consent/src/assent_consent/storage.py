@@ -5,7 +5,7 @@ from uuid import UUID
 
 import asyncpg
 
-from assent_consent.domain import ConsentState
+from assent_consent.domain import ConsentState, DeviceConsentState
 
 _STATE_COLUMNS = "subject_id, purpose, recipient, granted, seq, event_id, updated_at"
 
@@ -41,12 +41,12 @@ async def states_of(conn: asyncpg.Connection, subject_id: UUID) -> list[ConsentS
 
 async def record_event(conn: asyncpg.Connection, *, event_id: str, subject_id: UUID, seq: int, purpose: str,
                        recipient: str, granted: bool, policy_version: int, source: str,
-                       occurred_at: datetime) -> ConsentState:
+                       occurred_at: datetime, evidence: str | None = None) -> ConsentState:
     await conn.execute(
         """INSERT INTO consent_events (event_id, subject_id, seq, purpose, recipient, granted, policy_version,
-                                       source, occurred_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        UUID(event_id), subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at,
+                                       source, occurred_at, evidence)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        UUID(event_id), subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at, evidence,
     )
     await conn.execute("UPDATE subjects SET last_seq = $2 WHERE subject_id = $1", subject_id, seq)
     row = await conn.fetchrow(
@@ -63,7 +63,8 @@ async def record_event(conn: asyncpg.Connection, *, event_id: str, subject_id: U
 async def history_of(conn: asyncpg.Connection, subject_id: UUID, after_seq: int = 0,
                      limit: int | None = None) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT event_id, subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at
+        """SELECT event_id, subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at,
+                  evidence
            FROM consent_events WHERE subject_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
         subject_id, after_seq, limit,
     )
@@ -71,7 +72,8 @@ async def history_of(conn: asyncpg.Connection, subject_id: UUID, after_seq: int 
 
 async def event_by_id(conn: asyncpg.Connection, event_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        """SELECT event_id, subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at
+        """SELECT event_id, subject_id, seq, purpose, recipient, granted, policy_version, source, occurred_at,
+                  evidence
            FROM consent_events WHERE event_id = $1""",
         event_id,
     )
@@ -115,3 +117,55 @@ async def erase_subject(conn: asyncpg.Connection, subject_id: UUID, erased_at: d
     await conn.execute("DELETE FROM consent_state WHERE subject_id = $1", subject_id)
     await conn.execute("DELETE FROM consent_events WHERE subject_id = $1", subject_id)
     await conn.execute("UPDATE subjects SET erased_at = $2 WHERE subject_id = $1", subject_id, erased_at)
+
+
+_DEVICE_STATE = "device_id, purpose, granted, seq, event_id, updated_at"
+_DEVICE_EVENT = "event_id, device_id, seq, purpose, granted, policy_version, source, gpc, occurred_at"
+
+
+async def lock_device(conn: asyncpg.Connection, device_id: str) -> int:
+    """Lock the device's row (creating it) and return the last seq handed out."""
+    return await conn.fetchval(
+        """INSERT INTO devices (device_id) VALUES ($1)
+           ON CONFLICT (device_id) DO UPDATE SET last_seq = devices.last_seq RETURNING last_seq""",
+        device_id,
+    )
+
+
+async def device_states(conn: asyncpg.Connection, device_id: str) -> list[DeviceConsentState]:
+    rows = await conn.fetch(
+        f"SELECT {_DEVICE_STATE} FROM device_consent_state WHERE device_id = $1 ORDER BY purpose", device_id
+    )
+    return [DeviceConsentState(**dict(r)) for r in rows]
+
+
+async def record_device_event(conn: asyncpg.Connection, *, event_id: str, device_id: str, seq: int, purpose: str,
+                              granted: bool, policy_version: int, source: str, gpc: bool,
+                              occurred_at: datetime) -> DeviceConsentState:
+    await conn.execute(
+        f"INSERT INTO device_consent_events ({_DEVICE_EVENT}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        UUID(event_id), device_id, seq, purpose, granted, policy_version, source, gpc, occurred_at,
+    )
+    await conn.execute("UPDATE devices SET last_seq = $2 WHERE device_id = $1", device_id, seq)
+    row = await conn.fetchrow(
+        f"""INSERT INTO device_consent_state ({_DEVICE_STATE}) VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (device_id, purpose) DO UPDATE
+            SET granted = EXCLUDED.granted, seq = EXCLUDED.seq, event_id = EXCLUDED.event_id,
+                updated_at = EXCLUDED.updated_at
+            RETURNING {_DEVICE_STATE}""",
+        device_id, purpose, granted, seq, UUID(event_id), occurred_at,
+    )
+    return DeviceConsentState(**dict(row))
+
+
+async def device_history(conn: asyncpg.Connection, device_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {_DEVICE_EVENT} FROM device_consent_events WHERE device_id = $1 ORDER BY seq", device_id
+    )
+
+
+async def device_event(conn: asyncpg.Connection, device_id: str, event_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_DEVICE_EVENT} FROM device_consent_events WHERE device_id = $1 AND event_id = $2",
+        device_id, event_id,
+    )

@@ -3,16 +3,13 @@
 from assent_consent.handlers import ConsentHandlers
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
-from assent_shared.events import (
-    PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserErased, UserRegistered, UserRegisteredV2,
-)
+from assent_shared.events import EmailVerified, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserErased
 from assent_shared.inbox import Handler
 
 
 def register(runtime: Runtime, service: ConsentHandlers) -> None:
     kafka.subscribe(runtime.broker, runtime.settings, topics.USERS, runtime.inbox, {
-        "UserRegistered": Handler(UserRegistered, service.apply_user_registered),
-        "UserRegisteredV2": Handler(UserRegisteredV2, service.apply_user_registered),
+        "EmailVerified": Handler(EmailVerified, service.apply_email_verified),
         "UserErased": Handler(UserErased, service.apply_user_erased),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.PROCESSORS, runtime.inbox, {

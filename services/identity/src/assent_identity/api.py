@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from assent_identity import domain
 from assent_identity.export import Exporter
 from assent_identity.handlers import IdentityHandlers, InvalidCredentials, SessionEnded, Throttled
+from assent_identity.links import TooManyMails
 from assent_identity.storage import EmailTaken
 from assent_shared.auth import bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
@@ -42,6 +43,8 @@ class UserOut(BaseModel):
     email: str
     created_at: datetime
     display_name: str | None = None
+    email_verified: bool = Field(default=False, description="Whether a verification link sent to `email` was used.")
+    locale: str | None = None
 
 
 class CredentialsIn(BaseModel):
@@ -61,7 +64,8 @@ class SessionOut(BaseModel):
 
 
 def _user_out(user: domain.User) -> UserOut:
-    return UserOut(id=user.id, email=user.email, created_at=user.created_at, display_name=user.display_name)
+    return UserOut(id=user.id, email=user.email, created_at=user.created_at, display_name=user.display_name,
+                   email_verified=user.email_verified, locale=user.locale)
 
 
 @router.post("/v1/users", status_code=201, response_model=UserOut,
@@ -234,3 +238,69 @@ async def admin_get_user(user_id: UUID, request: Request, rt: Runtime = Depends(
     if user is None:
         raise Problem(404, "No such user")
     return _user_out(user)
+
+
+class ResetRequestIn(BaseModel):
+    email: str = Field(max_length=320)
+
+
+class ResetConfirmIn(BaseModel):
+    token: str = Field(min_length=1, max_length=300)
+    password: str = Field(max_length=1024)
+
+
+class VerificationConfirmIn(BaseModel):
+    token: str = Field(min_length=1, max_length=300)
+
+
+_BAD_LINK = ("Invalid or expired link", "The link is unknown, was used already or has expired. Ask for a new one.")
+
+
+def _too_many(exc: TooManyMails) -> Problem:
+    return Problem(429, "Too many requests", "Wait before asking for another mail.",
+                   headers={"Retry-After": str(exc.retry_after)})
+
+
+@router.post("/v1/password-resets", status_code=202,
+             responses={422: {"description": "Not an email address"}, 429: {"description": "Too many from this client"}})
+async def request_password_reset(body: ResetRequestIn, request: Request, service: IdentityHandlers = Depends(handlers),
+                                 rt: Runtime = Depends(runtime)) -> dict:
+    try:
+        await service.links.request_password_reset(body.email, rt.forwarding.client_address(request))
+    except domain.InvalidInput as exc:
+        raise Problem(422, "Invalid email", str(exc), errors=[{"loc": ["body", "email"], "msg": str(exc)}])
+    except TooManyMails as exc:
+        raise _too_many(exc)
+    return {"detail": "If an account has this address, a reset link is on its way."}
+
+
+@router.post("/v1/password-resets/confirm", status_code=204,
+             responses={400: {"description": "Invalid or expired link"}, 422: {"description": "Weak password"}})
+async def confirm_password_reset(body: ResetConfirmIn, service: IdentityHandlers = Depends(handlers)) -> Response:
+    try:
+        await service.links.reset_password(body.token, body.password)
+    except domain.InvalidToken:
+        raise Problem(400, *_BAD_LINK)
+    except domain.InvalidInput as exc:
+        raise Problem(422, "Invalid password", str(exc), errors=[{"loc": ["body", "password"], "msg": str(exc)}])
+    return Response(status_code=204)
+
+
+@router.post("/v1/email-verifications/confirm", status_code=204, responses={400: {"description": "Invalid or expired link"}})
+async def confirm_email_verification(body: VerificationConfirmIn,
+                                     service: IdentityHandlers = Depends(handlers)) -> Response:
+    try:
+        await service.links.verify_email(body.token)
+    except domain.InvalidToken:
+        raise Problem(400, *_BAD_LINK)
+    return Response(status_code=204)
+
+
+@router.post("/v1/users/me/email-verifications", status_code=202, responses={429: {"description": "Too many mails"}})
+async def resend_email_verification(claims: dict = Depends(_claims),
+                                    service: IdentityHandlers = Depends(handlers)) -> dict:
+    try:
+        sent = await service.links.resend_verification(UUID(claims["sub"]))
+    except TooManyMails as exc:
+        raise _too_many(exc)
+    return {"sent": sent, "detail": "A new link is on its way." if sent else "The address is verified already."}

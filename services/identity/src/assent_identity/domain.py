@@ -1,7 +1,11 @@
 """Identity's rules, free of I/O."""
 
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -44,6 +48,19 @@ def check_password(password: str, email: str) -> None:
         raise InvalidInput("password", "This password is too common or too easy to guess.")
 
 
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
+
+
+def normalize_locale(raw: str | None) -> str | None:
+    """A BCP 47 tag in its usual case (`de`, `pt-BR`), or None when none was given."""
+    if raw is None or raw == "":
+        return None
+    if not _LOCALE.match(raw):
+        raise InvalidInput("locale", "Give a language tag such as `en` or `de`.")
+    first, *rest = raw.split("-")
+    return "-".join([first.lower(), *(p.upper() if len(p) == 2 else p.lower() for p in rest)])
+
+
 @dataclass(frozen=True)
 class RegisterUser:
     email: str
@@ -60,6 +77,36 @@ class User:
     created_at: datetime
     display_name: str | None = None
     disabled: bool = False
+    email_verified: bool = False
+    locale: str | None = None
+
+
+TokenPurpose = Literal["verify_email", "reset_password"]
+VERIFY_EMAIL: TokenPurpose = "verify_email"
+RESET_PASSWORD: TokenPurpose = "reset_password"
+
+
+class InvalidToken(ValueError):
+    """Unknown, altered, used or expired: the caller learns no more than that."""
+
+
+def verifier_hash(verifier: str) -> bytes:
+    return hashlib.sha256(verifier.encode()).digest()
+
+
+def split_token(token: str) -> tuple[str, str]:
+    """`<selector>.<verifier>`: the selector finds the row, the verifier is compared in constant time."""
+    selector, dot, verifier = token.partition(".")
+    if not dot or not 8 <= len(selector) <= 64 or not 16 <= len(verifier) <= 128:
+        raise InvalidToken
+    return selector, verifier
+
+
+def check_token(stored_hash: bytes, verifier: str, used_at: datetime | None, expires_at: datetime,
+                now: datetime) -> None:
+    matches = hmac.compare_digest(stored_hash, verifier_hash(verifier))
+    if not matches or used_at is not None or expires_at <= now:
+        raise InvalidToken
 
 
 @dataclass(frozen=True)

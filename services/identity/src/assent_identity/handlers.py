@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from assent_identity import domain, keyowner, storage, tokens
 from assent_identity.keyowner import DataKeys
+from assent_identity.links import MailLinks
 from assent_identity.settings import IdentitySettings
 from assent_shared import outbox
 from assent_shared.auth import AUDIENCE
@@ -64,6 +65,7 @@ class IdentityHandlers:
         )
         # Verifying against a throwaway hash keeps "no such user" as slow as "wrong password".
         self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self.links = MailLinks(pool, settings, self._hasher, self._announce_ended)
 
     @property
     def argon2_parameters(self) -> dict[str, int]:
@@ -73,18 +75,22 @@ class IdentityHandlers:
     async def register_user(self, cmd: domain.RegisterUser) -> domain.User:
         email = domain.normalize_email(cmd.email)
         domain.check_password(cmd.password, email)
+        locale = domain.normalize_locale(cmd.locale)
         password_hash = await asyncio.to_thread(self._hasher.hash, cmd.password)
         async with self._pool.acquire() as conn, conn.transaction():
-            user = await storage.insert_user(conn, uuid4(), email, password_hash, cmd.display_name)
+            # The newsletter opt-in waits for a verified address: anyone could type a stranger's.
+            user = await storage.insert_user(conn, uuid4(), email, password_hash, cmd.display_name, locale,
+                                             newsletter_pending=cmd.newsletter_opt_in)
             version = await storage.policy_version(conn, self._settings.policy_id)
             personal = PersonalFields(keyowner.LocalKeyOwner(self._keys, conn))
             name = cmd.display_name
             await outbox.enqueue(conn, UserRegisteredV2(
                 user_id=user.id, email=await personal.seal(UserRegisteredV2, "email", user.id, user.email),
                 display_name=None if name is None else await personal.seal(UserRegisteredV2, "display_name", user.id, name),
-                locale=cmd.locale, registered_at=user.created_at, policy_version=version,
+                locale=locale, registered_at=user.created_at, policy_version=version,
                 newsletter_opt_in=cmd.newsletter_opt_in,
             ))
+            await self.links.issue(conn, user, domain.VERIFY_EMAIL)
         return user
 
     async def start_session(self, email: str, password: str, client: str | None) -> IssuedSession:
@@ -225,7 +231,8 @@ class IdentityHandlers:
                 UserEmailChangedV2, "email", user_id, email)
             await outbox.enqueue(conn, UserEmailChangedV2(user_id=user_id, email=sealed, changed_at=datetime.now(UTC)))
             user = await storage.user_by_id(conn, user_id)
-        assert user is not None
+            assert user is not None
+            await self.links.issue(conn, user, domain.VERIFY_EMAIL)
         return user
 
     async def change_password(self, user_id: UUID, session_id: UUID, current: str, new: str) -> None:

@@ -9,7 +9,8 @@ _DEVELOPMENT_KEY_CLIENTS = {name: development_key_token(name)
 
 
 class IdentitySettings(ServiceSettings):
-    set_in_production = ("signing_key_secret", "data_key_secret", "key_clients", "throttle_key_secret")
+    set_in_production = ("signing_key_secret", "data_key_secret", "key_clients", "throttle_key_secret",
+                         "mail_token_secret")
     service_name: str = "identity"
     signing_key_secret: str = Field(default="development-only-signing-key-secret", min_length=16,
                                     description="Seals the private signing keys stored in the database.")
@@ -34,3 +35,11 @@ class IdentitySettings(ServiceSettings):
         default="development-only-throttle-key-secret", min_length=16,
         description="Keys the HMAC of login-throttle keys (email, client network); apart from other secrets.")
     throttle_prune_seconds: float = Field(default=300.0, gt=0, description="How often spent throttle rows go.")
+    mail_token_secret: str = Field(
+        default="development-only-mail-token-secret", min_length=16,
+        description="Shared with the mailer only: seals verification and reset tokens on the topic.")
+    verification_token_seconds: int = Field(default=3 * 24 * 3600, ge=60, description="Life of a verification link.")
+    reset_token_seconds: int = Field(default=3600, ge=60, description="Life of a password-reset link.")
+    mails_per_account_hour: int = Field(default=3, ge=1,
+                                        description="Verification or reset mails an account gets per hour, at most.")
+    resets_per_client_hour: int = Field(default=10, ge=1, description="Reset requests one client may make per hour.")

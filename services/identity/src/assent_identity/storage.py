@@ -13,18 +13,22 @@ class EmailTaken(Exception):
     pass
 
 
+_USER = "id, email, created_at, display_name, disabled_at, email_verified_at, locale"
+
+
 def _user(row: asyncpg.Record) -> User:
     return User(id=row["id"], email=row["email"], created_at=row["created_at"],
-                display_name=row["display_name"], disabled=row["disabled_at"] is not None)
+                display_name=row["display_name"], disabled=row["disabled_at"] is not None,
+                email_verified=row["email_verified_at"] is not None, locale=row["locale"])
 
 
 async def insert_user(conn: asyncpg.Connection, user_id: UUID, email: str, password_hash: str,
-                      display_name: str | None) -> User:
+                      display_name: str | None, locale: str | None = None, newsletter_pending: bool = False) -> User:
     try:
         row = await conn.fetchrow(
-            """INSERT INTO users (id, email, password_hash, display_name) VALUES ($1, $2, $3, $4)
-               RETURNING id, email, created_at, display_name, disabled_at""",
-            user_id, email, password_hash, display_name,
+            f"""INSERT INTO users (id, email, password_hash, display_name, locale, newsletter_opt_in_pending)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_USER}""",
+            user_id, email, password_hash, display_name, locale, newsletter_pending,
         )
     except asyncpg.UniqueViolationError as exc:
         raise EmailTaken from exc
@@ -32,13 +36,13 @@ async def insert_user(conn: asyncpg.Connection, user_id: UUID, email: str, passw
 
 
 async def user_by_id(conn: asyncpg.Connection, user_id: UUID) -> User | None:
-    row = await conn.fetchrow("SELECT id, email, created_at, display_name, disabled_at FROM users WHERE id = $1", user_id)
+    row = await conn.fetchrow(f"SELECT {_USER} FROM users WHERE id = $1", user_id)
     return _user(row) if row else None
 
 
 async def credentials_by_email(conn: asyncpg.Connection, email: str) -> tuple[User, str] | None:
     row = await conn.fetchrow(
-        "SELECT id, email, created_at, display_name, disabled_at, password_hash FROM users WHERE email = $1", email
+        f"SELECT {_USER}, password_hash FROM users WHERE email = $1", email
     )
     return (_user(row), row["password_hash"]) if row else None
 
@@ -182,8 +186,10 @@ async def clear_failures(conn: asyncpg.Connection, key: str) -> None:
 
 
 async def update_email(conn: asyncpg.Connection, user_id: UUID, email: str) -> None:
+    """A new address is unverified until its own link is used; links sent to the old one stop working."""
     try:
-        await conn.execute("UPDATE users SET email = $2 WHERE id = $1", user_id, email)
+        await conn.execute("UPDATE users SET email = $2, email_verified_at = NULL WHERE id = $1", user_id, email)
+        await conn.execute("DELETE FROM mail_tokens WHERE user_id = $1 AND purpose = 'verify_email'", user_id)
     except asyncpg.UniqueViolationError as exc:
         raise EmailTaken from exc
 
@@ -204,7 +210,7 @@ async def disable_user(conn: asyncpg.Connection, user_id: UUID) -> bool:
 
 
 async def user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
-    row = await conn.fetchrow("SELECT id, email, created_at, display_name, disabled_at FROM users WHERE email = $1", email)
+    row = await conn.fetchrow(f"SELECT {_USER} FROM users WHERE email = $1", email)
     return _user(row) if row else None
 
 
@@ -281,3 +287,61 @@ async def prune_key_audit(conn: asyncpg.Connection, older_than_seconds: float) -
     status = await conn.execute("DELETE FROM data_key_audit WHERE at < now() - make_interval(secs => $1)",
                                 older_than_seconds)
     return int(status.split()[-1])
+
+async def insert_mail_token(conn: asyncpg.Connection, selector: str, verifier_hash: bytes, user_id: UUID,
+                            purpose: str, expires_at: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO mail_tokens (selector, verifier_hash, user_id, purpose, expires_at)
+           VALUES ($1, $2, $3, $4, $5)""",
+        selector, verifier_hash, user_id, purpose, expires_at,
+    )
+    # Expired links are useless; dropping them as new ones are made keeps the table small.
+    await conn.execute("DELETE FROM mail_tokens WHERE user_id = $1 AND expires_at < now()", user_id)
+
+
+async def mail_tokens_since(conn: asyncpg.Connection, user_id: UUID, purpose: str, seconds: int) -> int:
+    return await conn.fetchval(
+        """SELECT count(*) FROM mail_tokens WHERE user_id = $1 AND purpose = $2
+           AND created_at > now() - make_interval(secs => $3)""",
+        user_id, purpose, float(seconds),
+    )
+
+
+async def lock_mail_token(conn: asyncpg.Connection, selector: str, purpose: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT selector, verifier_hash, user_id, used_at, expires_at FROM mail_tokens
+           WHERE selector = $1 AND purpose = $2 FOR UPDATE""",
+        selector, purpose,
+    )
+
+
+async def use_mail_token(conn: asyncpg.Connection, selector: str) -> None:
+    await conn.execute("UPDATE mail_tokens SET used_at = now() WHERE selector = $1", selector)
+
+
+async def drop_mail_tokens(conn: asyncpg.Connection, user_id: UUID, purpose: str) -> None:
+    await conn.execute("DELETE FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+                       user_id, purpose)
+
+
+async def mark_verified(conn: asyncpg.Connection, user_id: UUID) -> bool | None:
+    """Verify the address; the pending newsletter opt-in it releases, or None when it was already verified."""
+    return await conn.fetchval(
+        """UPDATE users u SET email_verified_at = now(), newsletter_opt_in_pending = false
+           FROM (SELECT id, newsletter_opt_in_pending AS pending FROM users WHERE id = $1 FOR UPDATE) old
+           WHERE u.id = old.id AND u.email_verified_at IS NULL
+           RETURNING old.pending""",
+        user_id,
+    )
+
+
+async def reset_requests_within_hour(conn: asyncpg.Connection, client_key: str) -> int:
+    await conn.execute("DELETE FROM reset_requests WHERE requested_at < now() - interval '1 hour'")
+    return await conn.fetchval(
+        "SELECT count(*) FROM reset_requests WHERE client_key = $1 AND requested_at > now() - interval '1 hour'",
+        client_key,
+    )
+
+
+async def record_reset_request(conn: asyncpg.Connection, client_key: str) -> None:
+    await conn.execute("INSERT INTO reset_requests (client_key) VALUES ($1)", client_key)

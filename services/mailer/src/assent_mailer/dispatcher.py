@@ -7,6 +7,7 @@ commit sends the same delivery id again; processors drop the repeat by that id.
 
 import asyncio
 import json
+from email.message import EmailMessage
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
 from assent_shared.inbox import TRANSIENT
+from assent_shared.sealing import Sealer, Unsealable
 from assent_shared.events import (
     DeliveryAttemptFailed, EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent,
 )
@@ -50,6 +52,7 @@ class Dispatcher:
         self._handlers = handlers
         self._smtp = smtp
         self._webhooks = webhooks
+        self._tokens = Sealer(settings.mail_token_secret, "assent-mail-token")
 
     async def run(self) -> None:
         while True:
@@ -107,8 +110,12 @@ class Dispatcher:
             content = _json(row["content"])
             message = messages.newsletter(s.mail_from, email, row["delivery_id"], content["title"], content["body"],
                                           f"{s.public_url}/v1/unsubscribe?token={token}")
+        elif row["kind"] in messages.LINK_KINDS.values():
+            message = self._link_mail(row, email)
+            if message is None:
+                return None
         else:
-            message = messages.welcome(s.mail_from, email, row["delivery_id"])
+            message = messages.welcome(s.mail_from, email, row["delivery_id"], f"{s.site_url}/my-data")
         async def send() -> None:
             traceparent = current_traceparent()
             if traceparent:
@@ -119,6 +126,22 @@ class Dispatcher:
                 raise Bounced(email) from None
 
         return send
+
+    def _link_mail(self, row: asyncpg.Record, email: str) -> EmailMessage | None:
+        """The mail with its single-use link, or None when the link has expired or cannot be opened."""
+        content = _json(row["content"])
+        if datetime.fromisoformat(content["expires_at"]) <= datetime.now(UTC):
+            return None
+        try:
+            token = self._tokens.open(content["sealed_token"], f"{content['event_type']}:{row['subject_id']}")
+        except Unsealable:
+            log.error("mail token cannot be opened; is ASSENT_MAIL_TOKEN_SECRET the same as identity's?",
+                      delivery_id=str(row["delivery_id"]))
+            return None
+        s = self._settings
+        if row["kind"] == messages.VERIFY_EMAIL:
+            return messages.verify_email(s.mail_from, email, row["delivery_id"], f"{s.site_url}/verify?token={token}")
+        return messages.password_reset(s.mail_from, email, row["delivery_id"], f"{s.site_url}/reset?token={token}")
 
     async def _prepare_webhook(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
         delivery = domain.ProcessorDelivery(row["delivery_id"], row["kind"], row["recipient"], row["purpose"],
@@ -185,6 +208,8 @@ class Dispatcher:
             log.info("delivery failed; will retry", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                      attempt=row["attempts"] + 1, error=str(outcome))
             return
+        if row["kind"] in messages.LINK_KINDS.values():
+            await storage.forget_content(conn, row["delivery_id"])  # the sealed token has done its job
         if outcome == "cancelled":
             await storage.mark_status(conn, row["delivery_id"], "cancelled")
             await announce_cancelled(conn, [row])

@@ -12,8 +12,9 @@ from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, DeliveryCancelled, ErasureConfirmed, PolicyUpdated, ProcessorRegistered,
-    UnsubscribeRequested, UserEmailChanged, UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
+    ConsentGranted, ConsentRevoked, DeliveryCancelled, EmailVerificationRequested, ErasureConfirmed,
+    PasswordResetRequested, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserEmailChanged,
+    UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
 )
 from assent_shared.personal import PersonalFields, SubjectErased
 
@@ -56,6 +57,21 @@ class MailerHandlers:
             kind="welcome", channel="email", recipient=domain.FIRST_PARTY,
         )
         await self._replan(conn, event.user_id)
+
+    async def apply_link_requested(self, conn: asyncpg.Connection,
+                                   event: EmailVerificationRequested | PasswordResetRequested, meta: EventMeta) -> None:
+        """Transactional mail with a single-use link; the token stays sealed until the mail is written."""
+        await storage.lock_subject(conn, event.user_id)
+        if await storage.email_of(conn, event.user_id) is None:
+            return  # erased, or never known: nobody to write to
+        kind = messages.LINK_KINDS[meta.type]
+        await storage.insert_delivery(
+            conn, delivery_id=uuid4(), dedupe_key=f"{kind}:{meta.id}", subject_id=event.user_id, kind=kind,
+            channel="email", recipient=domain.FIRST_PARTY,
+            content={"sealed_token": event.sealed_token, "event_type": meta.type,
+                     "expires_at": event.expires_at.isoformat(), "locale": event.locale},
+        )
+        self.work_arrived.set()
 
     async def apply_email_changed(self, conn: asyncpg.Connection, event: UserEmailChanged | UserEmailChangedV2,
                                   _meta: EventMeta) -> None:

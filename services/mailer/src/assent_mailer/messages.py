@@ -9,6 +9,10 @@ from uuid import UUID
 
 
 _MAC_BYTES = 16
+VERIFY_EMAIL = "verify_email"
+PASSWORD_RESET = "password_reset"
+# The identity event that asks for each mail with a link, and the delivery kind it becomes.
+LINK_KINDS = {"EmailVerificationRequested": VERIFY_EMAIL, "PasswordResetRequested": PASSWORD_RESET}
 
 
 class BadToken(ValueError):
@@ -50,11 +54,32 @@ def _base(sender: str, to: str, subject: str, delivery_id: UUID) -> EmailMessage
     return message
 
 
-def welcome(sender: str, to: str, delivery_id: UUID) -> EmailMessage:
+def welcome(sender: str, to: str, delivery_id: UUID, my_data_url: str) -> EmailMessage:
     message = _base(sender, to, "Welcome to the Assent demo site", delivery_id)
     message.set_content(
-        "Welcome!\n\nYour account is ready. You can read and change every consent you gave us in your "
-        "account settings, download all we hold about you, or erase your account at any time.\n"
+        "Welcome!\n\nYour account is ready. On your \"My data\" page you can read and change every consent "
+        "you gave us, download all we hold about you, or erase your account at any time:\n\n"
+        f"{my_data_url}\n"
+    )
+    return message
+
+
+def verify_email(sender: str, to: str, delivery_id: UUID, link: str) -> EmailMessage:
+    message = _base(sender, to, "Confirm your email address", delivery_id)
+    message.set_content(
+        "Please confirm that this is your email address by opening this link:\n\n"
+        f"{link}\n\nIt works once, for a few days. If you did not sign up, ignore this mail: "
+        "without confirmation we send you no newsletter.\n"
+    )
+    return message
+
+
+def password_reset(sender: str, to: str, delivery_id: UUID, link: str) -> EmailMessage:
+    message = _base(sender, to, "Reset your password", delivery_id)
+    message.set_content(
+        "Someone asked to reset the password of your account. To choose a new one, open this link:\n\n"
+        f"{link}\n\nIt works once, within an hour, and signs you out everywhere. If you did not ask, "
+        "ignore this mail: your password stays as it is.\n"
     )
     return message
 

@@ -4,7 +4,7 @@ from assent_shared.settings import ServiceSettings
 
 
 class MailerSettings(ServiceSettings):
-    set_in_production = ("signing_secret", "suppression_keys")
+    set_in_production = ("signing_secret", "suppression_keys", "mail_token_secret", "site_url")
     service_name: str = "mailer"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
@@ -25,6 +25,11 @@ class MailerSettings(ServiceSettings):
     suppression_key_id: str = Field(default="dev-1", description="The key new suppression hashes are made with.")
     suppression_keep_seconds: float = Field(default=2 * 365 * 24 * 3600, gt=0,
                                             description="A suppression not seen again for this long is deleted.")
+    mail_token_secret: str = Field(
+        default="development-only-mail-token-secret", min_length=16,
+        description="Shared with identity only: opens the verification and reset tokens it seals.")
+    site_url: str = Field(default="http://127.0.0.1:8100",
+                          description="The Site's public base URL: mail links go to its pages (ASSENT_SITE_URL).")
     dispatch_poll_seconds: float = 0.2
     dispatch_batch: int = 20
     webhook_timeout_seconds: float = 5.0

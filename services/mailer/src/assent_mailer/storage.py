@@ -149,6 +149,10 @@ async def mark_sent(conn: asyncpg.Connection, delivery_id: UUID) -> None:
     )
 
 
+async def forget_content(conn: asyncpg.Connection, delivery_id: UUID) -> None:
+    await conn.execute("UPDATE deliveries SET content = NULL WHERE delivery_id = $1", delivery_id)
+
+
 async def mark_status(conn: asyncpg.Connection, delivery_id: UUID, status: str) -> None:
     await conn.execute("UPDATE deliveries SET status = $2 WHERE delivery_id = $1", delivery_id, status)
 

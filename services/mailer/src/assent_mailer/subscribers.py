@@ -4,8 +4,8 @@ from assent_mailer.handlers import MailerHandlers
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, PolicyUpdated, UserEmailChanged, UserEmailChangedV2, UserErased, UserRegistered,
-    UserRegisteredV2,
+    ConsentGranted, ConsentRevoked, EmailVerificationRequested, PasswordResetRequested, PolicyUpdated,
+    UserEmailChanged, UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
 )
 from assent_shared.inbox import Handler
 
@@ -17,6 +17,8 @@ def register(runtime: Runtime, service: MailerHandlers) -> None:
         "UserRegisteredV2": Handler(UserRegisteredV2, service.apply_user_registered),
         "UserEmailChangedV2": Handler(UserEmailChangedV2, service.apply_email_changed),
         "UserErased": Handler(UserErased, service.apply_user_erased),
+        "EmailVerificationRequested": Handler(EmailVerificationRequested, service.apply_link_requested),
+        "PasswordResetRequested": Handler(PasswordResetRequested, service.apply_link_requested),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.CONSENTS, runtime.inbox, {
         "ConsentGranted": Handler(ConsentGranted, service.apply_consent),

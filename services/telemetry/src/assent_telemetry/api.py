@@ -41,7 +41,10 @@ class HitIn(BaseModel):
     url: Line = Field(max_length=domain.MAX_URL, description="Absolute URL of the page; only its path is kept.")
     referrer: Line | None = Field(default=None, max_length=domain.MAX_URL, description="Only its host is kept.")
     ts: datetime | None = Field(default=None, description="When a queued hit happened; default: on arrival.")
-    consent: bool = Field(default=False, description="The visitor consented to analytics cookies on this site.")
+    device_id: str | None = Field(
+        default=None, min_length=22, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="The Site's device id (from the tag's `data-device`): the visitor cookie is set only when the "
+                    "consent service says this device allowed `cookies`.")
 
 
 _HITS = TypeAdapter(list[HitIn])
@@ -93,7 +96,9 @@ async def collect(request: Request, service: TelemetryHandlers = Depends(handler
     origin = request.headers.get("origin")
     if origin is not None and any(origin not in (service.origins(h.site_id) or ()) for h in hits):
         raise Problem(403, "Origin not allowed", "This origin may not send hits for this site.")
-    with_cookie = domain.may_use_cookie(all(h.consent for h in hits), gpc=request.headers.get("sec-gpc") == "1",
+    devices = {h.device_id for h in hits}
+    allowed = len(devices) == 1 and await service.device_allows_cookie(devices.pop())
+    with_cookie = domain.may_use_cookie(allowed, gpc=request.headers.get("sec-gpc") == "1",
                                         dnt=request.headers.get("dnt") == "1")
     cookie_id = request.cookies.get(cfg.visitor_cookie) if with_cookie else None
     if with_cookie and not domain.valid_cookie_id(cookie_id):

@@ -92,9 +92,18 @@ def occurred_at(ts: datetime | None, now: datetime, late_hit: timedelta, future_
     return ts.astimezone(UTC)
 
 
+COOKIE_PURPOSE = "cookies"
+
+
 def may_use_cookie(consent: bool, gpc: bool, dnt: bool) -> bool:
-    """A visitor-id cookie only with analytics-cookie consent, and never against an opt-out signal."""
+    """A visitor-id cookie only when the consent service says the device allowed cookies (what the browser
+    claims counts for nothing), and never against an opt-out signal."""
     return consent and not gpc and not dnt
+
+
+def device_hash(device_id: str) -> str:
+    """Device ids are >= 128 random bits: a plain hash is as good as a key and lets no one list them."""
+    return hashlib.sha256(device_id.encode()).hexdigest()
 
 
 def valid_cookie_id(value: str | None) -> bool:

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from assent_shared import cloudevents, kafka, topics
 from assent_shared.bootstrap import Runtime
-from assent_shared.events import PageViewed
+from assent_shared.cloudevents import EventMeta
+from assent_shared.events import DeviceConsentGranted, DeviceConsentRevoked, PageViewed
 from assent_shared.inbox import TRANSIENT
 from assent_shared.logs import current_correlation_id
 from assent_telemetry import domain, partner, storage
@@ -90,6 +91,17 @@ class TelemetryHandlers:
         self._late_hit = timedelta(seconds=settings.late_hit_seconds)
         self._settle = timedelta(seconds=settings.report_settle_seconds)
         self._limit = NetworkRateLimit(settings.network_hits_per_minute)
+
+    async def apply_device_consent(self, conn: asyncpg.Connection,
+                                   event: DeviceConsentGranted | DeviceConsentRevoked, _meta: EventMeta) -> None:
+        await storage.apply_device_consent(conn, domain.device_hash(event.device_id), event.purpose,
+                                           isinstance(event, DeviceConsentGranted), event.seq)
+
+    async def device_allows_cookie(self, device_id: str | None) -> bool:
+        if device_id is None:
+            return False
+        async with self._pool.acquire() as conn:
+            return await storage.device_allows(conn, domain.device_hash(device_id), domain.COOKIE_PURPOSE)
 
     def origins(self, site_id: str) -> list[str] | None:
         return self._settings.sites.get(site_id)

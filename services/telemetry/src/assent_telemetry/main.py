@@ -30,7 +30,7 @@ def create_app(settings: TelemetrySettings | None = None, *, clock: Clock = _utc
         settings=settings,
         title="Assent telemetry",
         migrations=MigrationSet.of_package("telemetry", "assent_telemetry.migrations"),
-        topics=(topics.HITS,),
+        topics=(topics.HITS, topics.CONSENTS),
         routers=(api.router,),
         wire=wire,
     ))

@@ -1,20 +1,22 @@
-/* Assent telemetry: <script defer src="https://TELEMETRY/v1/script.js" data-site="demo"></script>
- * Sends a page view on load and on in-page navigation. It sets no cookie and reads none: it asks for the
- * visitor-id cookie only when the site says the visitor consented to analytics cookies, either with its own
- * first-party cookie `assent_analytics=granted` or by calling `assent.consent(true)`. Global Privacy
- * Control and Do Not Track always win. */
+/* Assent telemetry: <script defer src="https://TELEMETRY/v1/script.js" data-site="demo" data-device="ID"></script>
+ * Sends a page view on load and on in-page navigation. It sets no cookie and reads none. `data-device` is the
+ * Site's device id, which the Site renders only for a visitor who allowed cookies (or passes later with
+ * `assent.device(id)` once the banner's choice is recorded). Telemetry sets its visitor cookie only when the
+ * consent service says that device allowed `cookies`: what the browser claims decides nothing. Global Privacy
+ * Control and Do Not Track always win: the device id is not even sent. */
 (function () {
   "use strict";
   var tag = document.currentScript;
   if (!tag || !tag.dataset.site) return;
   var endpoint = new URL("/v1/collect", tag.src).href;
   var optedOut = navigator.globalPrivacyControl === true || navigator.doNotTrack === "1";
-  var granted = /(?:^|;\s*)assent_analytics=granted(?:;|$)/.test(document.cookie);
+  var device = tag.dataset.device || null;
   var last = null;
 
   function send() {
     if (location.href === last) return;
-    var hit = { site_id: tag.dataset.site, url: location.href, consent: granted && !optedOut };
+    var hit = { site_id: tag.dataset.site, url: location.href };
+    if (device && !optedOut) hit.device_id = device;
     if (document.referrer && last === null) hit.referrer = document.referrer;
     last = location.href;
     // A string body goes as text/plain: no CORS preflight, and the beacon survives the page closing.
@@ -31,8 +33,8 @@
   };
   window.addEventListener("popstate", send);
   window.assent = {
-    consent: function (yes) {
-      granted = yes === true;
+    device: function (id) {
+      device = typeof id === "string" && id ? id : null;
     },
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", send);

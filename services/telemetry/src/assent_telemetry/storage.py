@@ -163,3 +163,21 @@ async def prune_aggregates(conn: asyncpg.Connection, before: date) -> None:
     """Aggregates (no visitor in them) are kept for a retention period too."""
     for table in ("hit_rollups", "visitor_counts", "partner_cells", "final_days"):
         await conn.execute(f"DELETE FROM {table} WHERE day < $1", before)  # noqa: S608 (fixed table names)
+
+
+async def apply_device_consent(conn: asyncpg.Connection, device_hash: str, purpose: str, granted: bool,
+                               seq: int) -> None:
+    """Keep the newest by seq, so a late or replayed older event changes nothing."""
+    await conn.execute(
+        """INSERT INTO device_consents (device_hash, purpose, granted, seq) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (device_hash, purpose) DO UPDATE
+           SET granted = EXCLUDED.granted, seq = EXCLUDED.seq, updated_at = now()
+           WHERE device_consents.seq < EXCLUDED.seq""",
+        device_hash, purpose, granted, seq,
+    )
+
+
+async def device_allows(conn: asyncpg.Connection, device_hash: str, purpose: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT granted FROM device_consents WHERE device_hash = $1 AND purpose = $2", device_hash, purpose
+    ))

@@ -5,6 +5,8 @@ from faststream.middlewares import AckPolicy
 
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
+from assent_shared.events import DeviceConsentGranted, DeviceConsentRevoked
+from assent_shared.inbox import Handler
 from assent_telemetry.handlers import TelemetryHandlers
 from assent_telemetry.settings import TelemetrySettings
 
@@ -25,3 +27,8 @@ def register(runtime: Runtime, settings: TelemetrySettings, service: TelemetryHa
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         decoder=kafka.undecoded,
     )(on_telemetry_hits_v1)
+    # The consent view that decides the visitor cookie: applied once each, through the inbox.
+    kafka.subscribe(runtime.broker, settings, topics.CONSENTS, runtime.inbox, {
+        "DeviceConsentGranted": Handler(DeviceConsentGranted, service.apply_device_consent),
+        "DeviceConsentRevoked": Handler(DeviceConsentRevoked, service.apply_device_consent),
+    })
