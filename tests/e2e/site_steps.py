@@ -75,3 +75,21 @@ async def switch(page: Page, purpose: str, recipient: str) -> str:
     await row.get_by_role("button").click()
     await page.wait_for_url(re.compile(r"done=consent_saved"))
     return await consent_row(page, purpose, recipient).locator("td.state").inner_text()
+
+
+def mailed_link(system, email: str, page: str) -> str | None:
+    """The newest link to the Site's `/<page>?token=` in the mail sink for `email`, as the mail shows it."""
+    pattern = re.compile(rf"(https?://\S+/{page}\?token=[A-Za-z0-9_.-]+)")
+    links = [link for m in system.sink.messages() if m["To"] == email for link in pattern.findall(m.get_content())]
+    return links[-1] if links else None
+
+
+async def verify_address(page: Page, system, email: str) -> None:
+    """Open the verification mail's link and confirm, as the person would."""
+    from assent_shared.testing.helpers import eventually
+
+    link = await eventually(lambda: mailed_link(system, email, "verify"))
+    assert link.startswith(system.urls["site"] + "/verify?token="), link
+    await page.goto(link)
+    await page.get_by_role("button", name="Verify my address").click()
+    await page.wait_for_url(re.compile(r"done=verified"))

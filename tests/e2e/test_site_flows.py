@@ -11,7 +11,10 @@ import pytest
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.receiver import ProcessorReceiver
 from tests.e2e.conftest import acceptances, screenshot
-from tests.e2e.site_steps import DESKTOP_CHROME, PASSWORD, console, consent_row, publish_policy, sign_up, switch
+from tests.e2e.site_steps import (
+    DESKTOP_CHROME, PASSWORD, console, consent_row, mailed_link, publish_policy, sign_in, sign_up, switch,
+    verify_address,
+)
 
 
 @pytest.fixture
@@ -57,8 +60,12 @@ async def test_sign_up_my_data_and_a_switch_that_reaches_the_processor(system, b
     email = f"{unique('site')}@example.com"
     page = await sign_up(visitor, email)
     assert "Your account is ready" in await page.locator(".done").inner_text()
-    await eventually(lambda: [m for m in system.sink.messages() if m["To"] == email])  # the welcome mail
-    await system.verify(email)  # the newsletter grant of signup takes effect on a verified address (issue 15)
+    welcome = await eventually(lambda: [m for m in system.sink.messages() if "Welcome" in m["Subject"]
+                                        and m["To"] == email])
+    assert f"{system.urls['site']}/my-data" in welcome[0].get_content()
+    assert "not verified yet" in await page.locator("main").inner_text()
+    await verify_address(page, system, email)
+    assert "(verified)" in await page.locator("main").inner_text()
 
     async def newsletter_on():
         await page.goto("/my-data")
@@ -167,6 +174,12 @@ async def test_cookies_refused_set_nothing_the_site_works_and_telemetry_counts_t
     assert await context.cookies() == [], "no cookie of the Site or of telemetry"
     await context.close()
 
+    private = await browser.new_context(base_url=system.urls["site"], extra_http_headers={"Sec-GPC": "1"})
+    page = await private.new_page()
+    await page.goto("/cookies")
+    assert "Your browser sends GPC" in await page.locator("main").inner_text()
+    await private.close()
+
 
 async def _more(count, before: int) -> bool:
     return await count() > before
@@ -208,3 +221,110 @@ async def test_forms_from_elsewhere_or_without_their_token_are_refused(system):
         foreign = await site.post("/signin", data=form, headers={"Origin": "https://evil.example"})
         assert foreign.status_code == 403
         assert (await site.post("/signin", data=form)).status_code == 400  # a real try, wrong password
+
+
+async def test_password_reset_by_mail_ends_every_session(system, browser, visitor):
+    email = f"{unique('pw')}@example.com"
+    first = await sign_up(visitor, email)
+    other = await browser.new_context(base_url=system.urls["site"])
+    page = await other.new_page()
+    await page.goto("/signin")
+    await page.get_by_role("link", name="Forgot your password?").click()
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_role("button", name="Send me a link").click()
+    await page.wait_for_url(re.compile(r"done=reset_requested"))
+    assert "If an account uses that address" in await page.locator(".done").inner_text()
+
+    link = await eventually(lambda: mailed_link(system, email, "reset"))
+    await page.goto(link)
+    new_password = "a brand new passphrase"
+    await page.get_by_label("New password").fill(new_password)
+    await page.get_by_role("button", name="Set the new password").click()
+    await page.wait_for_url(re.compile(r"/signin\?done=password_reset"))
+    await page.goto(link)  # single use
+    await page.get_by_label("New password").fill("yet another passphrase")
+    await page.get_by_role("button", name="Set the new password").click()
+    assert await page.locator(".error").is_visible()
+
+    await page.goto("/signin")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    assert "Wrong email or password" in await page.locator(".error").inner_text()
+    await sign_in(other, email, new_password)
+
+    async def signed_out():  # the session of the first browser ended with the reset
+        await first.goto("/my-data")
+        return "/signin" in first.url
+
+    await eventually(signed_out, timeout=30)
+    await other.close()
+
+
+async def test_the_unsubscribe_link_of_the_mail_asks_then_unsubscribes(system, visitor):
+    email = f"{unique('un')}@example.com"
+    user_id, _ = await system.register(email)
+    async with system.client("consent") as consent:
+        async def subscribed():
+            states = (await consent.get(f"/v1/subjects/{user_id}/consents", headers=system.admin)).json()
+            return [s for s in states if s["purpose"] == "newsletter" and s["granted"]]
+
+        await eventually(subscribed)
+    issue = unique("issue-")
+    async with system.client("mailer") as mailer:
+        async def newsletter_mailed():
+            await mailer.post("/v1/newsletters", headers=system.admin,
+                              json={"issue_id": issue, "title": f"News {issue}", "body": "Hello"})
+            return [m for m in system.sink.messages() if m["To"] == email and issue in m["Subject"]]
+
+        [mail] = await eventually(newsletter_mailed)
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058 stays at the mailer
+    link = mailed_link(system, email, "unsubscribe")
+    assert link and link.startswith(system.urls["site"] + "/unsubscribe?token="), mail.get_content()
+
+    page = await visitor.new_page()
+    await page.goto(link)
+    assert "Do you want to stop receiving the newsletter?" in await page.locator("main").inner_text()
+    async with system.client("consent") as consent:
+        history = (await consent.get(f"/v1/subjects/{user_id}/consents/history", headers=system.admin)).json()
+    assert not [h for h in history if h["receipt"]["method"] == "unsubscribe_link"], "opening the link changes nothing"
+    await page.get_by_role("button", name="Unsubscribe").click()
+    assert "You are unsubscribed" in await page.locator("main").inner_text()
+    async with system.client("consent") as consent:
+        async def revoked():
+            history = (await consent.get(f"/v1/subjects/{user_id}/consents/history", headers=system.admin)).json()
+            return [h for h in history if h["receipt"]["method"] == "unsubscribe_link"]
+
+        [receipt] = await eventually(revoked)
+        assert receipt["receipt"]["state"] == "withdrawn" and receipt["receipt"]["purpose"] == "newsletter"
+
+
+async def test_cookies_allowed_are_a_device_consent_and_telemetry_follows_it(system, browser):
+    context = await browser.new_context(base_url=system.urls["site"], user_agent=DESKTOP_CHROME)
+    page = await context.new_page()
+    await page.goto("/policy")
+    await page.get_by_role("complementary", name="Cookies on this site").get_by_role(
+        "button", name="Allow the analytics cookie").click()
+    await page.wait_for_url(re.compile(r"/policy\?done=cookies_allowed"))
+    [device] = [c for c in await context.cookies() if c["name"] == "assent_device"]
+    assert device["httpOnly"] and device["sameSite"] == "Lax" and len(device["value"]) >= 22
+    assert await page.get_by_role("complementary", name="Cookies on this site").count() == 0
+    async with system.client("consent") as consent:
+        recorded = (await consent.get(f"/v1/devices/{device['value']}/consents")).json()
+    assert [(c["purpose"], c["granted"]) for c in recorded["consents"]] == [("cookies", True)]
+    telemetry_host = system.urls["telemetry"].split("//")[1].split(":")[0]
+
+    async def visitor_cookie():
+        await page.goto("/")
+        return [c for c in await context.cookies() if c["name"] == "assent_vid" and c["domain"] == telemetry_host]
+
+    await eventually(visitor_cookie, timeout=30)
+
+    await page.goto("/cookies")
+    await page.get_by_role("button", name="Withdraw: remove the cookie").click()
+    await page.wait_for_url(re.compile(r"done=cookies_refused"))
+    assert not [c for c in await context.cookies() if c["name"] == "assent_device"]
+    async with system.client("consent") as consent:
+        recorded = (await consent.get(f"/v1/devices/{device['value']}/consents")).json()
+    assert [(c["purpose"], c["granted"]) for c in recorded["consents"]] == [("cookies", False)]
+    await context.close()

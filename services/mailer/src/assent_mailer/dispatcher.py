@@ -109,7 +109,8 @@ class Dispatcher:
             token = messages.unsubscribe_token(s.signing_secret, row["subject_id"], "newsletter")
             content = _json(row["content"])
             message = messages.newsletter(s.mail_from, email, row["delivery_id"], content["title"], content["body"],
-                                          f"{s.public_url}/v1/unsubscribe?token={token}")
+                                          f"{s.public_url}/v1/unsubscribe?token={token}",
+                                          f"{s.site_url}/unsubscribe?token={token}")
         elif row["kind"] in messages.LINK_KINDS.values():
             message = self._link_mail(row, email)
             if message is None:

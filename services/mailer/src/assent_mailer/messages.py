@@ -84,9 +84,12 @@ def password_reset(sender: str, to: str, delivery_id: UUID, link: str) -> EmailM
     return message
 
 
-def newsletter(sender: str, to: str, delivery_id: UUID, title: str, body: str, unsubscribe_url: str) -> EmailMessage:
+def newsletter(sender: str, to: str, delivery_id: UUID, title: str, body: str, unsubscribe_url: str,
+               landing_url: str) -> EmailMessage:
+    """`unsubscribe_url` takes the RFC 8058 one-click POST of mail clients; a person clicking the visible
+    link gets `landing_url`, the Site's page that asks before it unsubscribes (a GET must change nothing)."""
     message = _base(sender, to, title, delivery_id)
     message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(f"{body}\n\nUnsubscribe with one click: {unsubscribe_url}\n")
+    message.set_content(f"{body}\n\nUnsubscribe: {landing_url}\n")
     return message
