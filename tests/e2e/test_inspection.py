@@ -94,7 +94,8 @@ async def test_after_erasure_no_topic_holds_the_email_readably_and_status_waits_
         records = await every_record(system)
         return [t for t in records if t.endswith("dead-letters.v1") and any(user_id.encode() in r for r in records[t])]
 
-    assert len(await eventually(dead_lettered, timeout=30)) >= 3  # mailer, consent and policy each isolated it
+    # mailer and policy each isolated it; consent reads no registration since its grant waits for EmailVerified
+    assert len(await eventually(dead_lettered, timeout=30)) >= 2
 
     async with system.client("identity") as identity:
         erased = await identity.delete("/v1/users/me", headers=headers)
@@ -162,7 +163,8 @@ async def test_no_database_topic_or_log_holds_a_client_address_its_hash_or_an_er
             stats = await telemetry.get("/v1/stats", headers=system.admin,
                                         params={"site_id": site, "breakdown": "page", "limit": 1000})
             groups = stats.json()["breakdowns"]["page"] if stats.status_code == 200 else []
-            return [g for g in groups if g["value"] == path]
+            # wait for both hits: the first one rolled up alone would otherwise end the wait
+            return [g for g in groups if g["value"] == path and g["visitors"] >= len(CLIENT_IPS)]
 
         # Two visitors, not one: the addresses did reach telemetry, so the search below looks for what it saw.
         assert [g["visitors"] for g in await eventually(counted)] == [2]
