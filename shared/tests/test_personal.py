@@ -42,7 +42,7 @@ class OtherNote(Note):
 def test_a_sealed_value_holds_no_plaintext_and_opens_with_its_key():
     key = new_data_key(uuid4(), uuid4())
     sealed = seal(key, "ada@example.com", "Note", "email")
-    assert "ada" not in sealed.model_dump_json()
+    assert "ada@example" not in sealed.model_dump_json()
     assert unseal(key, sealed, "Note", "email") == "ada@example.com"
     assert seal(key, "ada@example.com", "Note", "email").ciphertext != sealed.ciphertext  # fresh nonce
 
