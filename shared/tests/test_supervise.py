@@ -69,3 +69,29 @@ async def test_a_coroutine_is_refused_because_it_could_not_be_restarted():
 
     with pytest.raises(TypeError, match="function that makes its coroutine"):
         supervisor.start("work", work())  # type: ignore[arg-type]
+
+
+async def test_guarded_work_that_fails_is_down_counted_and_retried_after_a_growing_pause():
+    registry = CollectorRegistry()
+    supervisor = Supervisor(registry, min_backoff=0.05, max_backoff=0.4)
+    loop = asyncio.get_running_loop()
+    attempts: list[float] = []
+
+    async def batch(fail: bool) -> None:
+        async with supervisor.guard("consumer"):
+            attempts.append(loop.time())
+            if fail:
+                raise OSError("database gone")
+
+    for _ in range(3):
+        with pytest.raises(OSError):
+            await batch(fail=True)
+        assert supervisor.down() == ["consumer"] and _sample(registry, "background_task_up", "consumer") == 0
+    assert _sample(registry, "background_task_crashes_total", "consumer") == 3
+    await batch(fail=False)
+    assert supervisor.down() == [] and _sample(registry, "background_task_up", "consumer") == 1
+    pauses = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert pauses[0] >= 0.05 and pauses[1] >= 0.1 and pauses[2] >= 0.2  # doubling, before each retry
+    with pytest.raises(OSError):
+        await batch(fail=True)
+    assert loop.time() - attempts[-1] < 0.2  # a success resets the pause to the shortest

@@ -97,6 +97,13 @@ async def test_publish_shows_the_notice_and_next_activity_accepts_by_continued_u
         assert diff["data_use_added"] == [acme] and "+We never sell data." in diff["diff"].splitlines()
         listed = (await client.get("/v1/policies/privacy/versions")).json()
         assert [(v["version"], v["status"]) for v in listed] == [(1, "superseded"), (2, "in_force")]
+        first_versions = await client.get("/v1/policies/privacy/versions", params={"limit": 1})
+        assert first_versions.json() == listed[:1] and 'rel="next"' in first_versions.headers["link"]
+        later = await client.get("/v1/policies/privacy/versions",
+                                 params={"limit": 1, "cursor": first_versions.headers["x-next-cursor"]})
+        assert later.json() == listed[1:] and "x-next-cursor" not in later.headers
+        forged = await client.get("/v1/policies/privacy/versions", params={"cursor": "WyJ4Il0"})  # ["x"]
+        assert forged.status_code == 422 and forged.json()["title"] == "Invalid cursor"
 
 
 async def test_scheduled_version_takes_effect_on_time_across_a_restart(deployment):

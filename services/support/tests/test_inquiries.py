@@ -175,7 +175,12 @@ async def test_signed_in_user_asks_for_a_reply_and_answers_signed_in(deployment,
                                    json={"message": "thanks"})
         assert follow.status_code == 201
         mine = await client.get(f"/v1/users/{user}/inquiries", headers=issuer.auth(user))
-        assert {t["id"] for t in mine.json()} == {inquiry_id, quiet.json()["id"]}
+        assert [t["id"] for t in mine.json()] == [inquiry_id, quiet.json()["id"]]  # oldest first
+        first = await client.get(f"/v1/users/{user}/inquiries", headers=issuer.auth(user), params={"limit": 1})
+        assert [t["id"] for t in first.json()] == [inquiry_id] and 'rel="next"' in first.headers["link"]
+        rest = await client.get(f"/v1/users/{user}/inquiries", headers=issuer.auth(user),
+                                params={"limit": 1, "cursor": first.headers["x-next-cursor"]})
+        assert [t["id"] for t in rest.json()] == [quiet.json()["id"]] and "x-next-cursor" not in rest.headers
         assert (await client.get(f"/v1/users/{user}/inquiries", headers=issuer.auth(other))).status_code == 403
         [followed] = [e for m, e in await d.events(TOPIC, "InquiryFollowedUp")]
         assert followed["via"] == "signed_in"
@@ -184,6 +189,27 @@ async def test_signed_in_user_asks_for_a_reply_and_answers_signed_in(deployment,
 async def _answers_all(d, count: int):
     found = await d.events(TOPIC, "InquiryAnswered")
     return found if len(found) == count else None
+
+
+async def test_the_admin_inbox_pages_newest_first_with_a_cursor(deployment):
+    d = await deployment(rate_limit=100)
+    topic = "feedback"
+    async with d.app() as client:
+        sent = [(await client.post("/v1/inquiries", json={"topic": topic, "message": f"note {n}"})).json()["id"]
+                for n in range(3)]
+        seen: list[str] = []
+        params: dict = {"limit": 2, "topic": topic}
+        for _ in range(10):
+            page = await client.get("/v1/admin/inquiries", params=params, headers=d.admin)
+            assert page.status_code == 200 and len(page.json()) <= 2
+            seen += [i["id"] for i in page.json()]
+            if "x-next-cursor" not in page.headers:
+                break
+            params = {**params, "cursor": page.headers["x-next-cursor"]}
+        mine = [i for i in seen if i in sent]
+        assert mine == sent[::-1] and len(seen) == len(set(seen))  # newest first, none twice, none left out
+        forged = await client.get("/v1/admin/inquiries", params={"cursor": "WyJ4IiwgInkiXQ"}, headers=d.admin)
+        assert forged.status_code == 422 and forged.json()["title"] == "Invalid cursor"
 
 
 async def test_feedback_view_counts_topics_without_personal_data(deployment):

@@ -39,8 +39,9 @@ def telemetry_app(infra, new_database, asn_database) -> Callable:
             partners={"acme": PARTNER_TOKEN}, partner_sites={"acme": ["demo", "shop"]}, k_anonymity=3, trust_forwarded_for=True, asn_database=asn_database,
             **overrides,
         ))
-        async with serve(create_app(settings, clock=clock)) as client:
-            yield Telemetry(client, prefix, database_url, clock, settings)
+        app = create_app(settings, clock=clock)
+        async with serve(app) as client:
+            yield Telemetry(client, prefix, database_url, clock, settings, app)
 
     return start
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
+from fastapi import FastAPI
 
 from assent_telemetry.settings import TelemetrySettings
 
@@ -36,8 +37,9 @@ class Clock:
 
 class Telemetry:
     def __init__(self, client: httpx.AsyncClient, prefix: str, database_url: str, clock: Clock,
-                 settings: TelemetrySettings) -> None:
+                 settings: TelemetrySettings, app: FastAPI | None = None) -> None:
         self.client = client
+        self.app = app
         self.prefix = prefix
         self.database_url = database_url
         self.clock = clock

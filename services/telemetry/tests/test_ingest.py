@@ -2,6 +2,7 @@
 
 import json
 import secrets
+import time
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
@@ -160,6 +161,33 @@ async def test_a_hit_the_rollups_cannot_take_is_dead_lettered_and_the_partition_
     # Later hits of the partition still count.
     await telemetry.hit("203.0.113.9", CHROME_WINDOWS, {"site_id": "demo", "url": "https://demo.example/later"})
     await eventually(lambda: _pageviews(telemetry, 3))
+
+
+async def test_while_the_aggregator_fails_readiness_is_red_and_retries_back_off_until_it_recovers(telemetry_app):
+    async with telemetry_app(task_restart_min_seconds=0.3, task_restart_max_seconds=5) as telemetry:
+        service = telemetry.app.state.service
+        aggregate, failed_at = service.aggregate, []
+
+        async def outage(records) -> None:  # the database unreachable for three batches
+            if len(failed_at) < 3:
+                failed_at.append(time.monotonic())
+                raise OSError("connection refused")
+            await aggregate(records)
+
+        service.aggregate = outage
+        await telemetry.hit("203.0.113.4", CHROME_WINDOWS, {"site_id": "demo", "url": "https://demo.example/o"})
+
+        async def red() -> dict | None:
+            answer = await telemetry.client.get("/health/ready")
+            return answer.json() if answer.status_code == 503 else None
+
+        assert (await eventually(red))["tasks_down"] == ["telemetry-aggregator"]
+        await eventually(lambda: _pageviews(telemetry, 1))  # the rewound batch, applied once
+        assert (await telemetry.client.get("/health/ready")).status_code == 200
+        pauses = [b - a for a, b in zip(failed_at, failed_at[1:])]
+        assert len(failed_at) == 3 and pauses[0] >= 0.3 and pauses[1] >= 0.6  # doubling
+        metrics = (await telemetry.client.get("/metrics")).text
+        assert 'background_task_crashes_total{task="telemetry-aggregator"} 3.0' in metrics
 
 
 async def grant_device(infra, telemetry, device_id, granted, seq):

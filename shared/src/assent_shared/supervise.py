@@ -3,7 +3,8 @@ and readiness is red while a task waits to restart."""
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -18,6 +19,7 @@ class Supervisor:
         self._max = max_backoff
         self._tasks: dict[str, asyncio.Task] = {}
         self._down: set[str] = set()
+        self._failures: dict[str, int] = {}  # consecutive failures of guarded work
         self._up = Gauge("background_task_up", "1 while a background task runs, 0 while it waits to restart",
                          ["task"], registry=registry)
         self._crashes = Counter("background_task_crashes_total", "Crashes of background tasks (each restarted)",
@@ -32,6 +34,25 @@ class Supervisor:
         task = asyncio.create_task(self._keep(name, run), name=name)
         self._tasks[name] = task
         return task
+
+    @asynccontextmanager
+    async def guard(self, name: str) -> AsyncIterator[None]:
+        """Supervise work that something else drives (a consumer's batch handler, retried by
+        rewinding): a failure is logged, counted, marks `name` down and waits out the backoff before
+        it propagates, so the retry comes after the pause; the next success marks `name` up."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures = self._failures[name] = self._failures.get(name, 0) + 1
+            delay = min(self._max, self._min * 2 ** (failures - 1))
+            self._crashed(name, exc, delay)
+            await asyncio.sleep(delay)
+            raise
+        self._failures.pop(name, None)
+        self._down.discard(name)
+        self._up.labels(task=name).set(1)
 
     def down(self) -> list[str]:
         """Names of tasks that crashed and wait to restart."""
@@ -59,10 +80,13 @@ class Supervisor:
                 # A task that ran a while before crashing starts again from the shortest pause.
                 failures = 1 if time.monotonic() - started > self._max else failures + 1
                 delay = min(self._max, self._min * 2 ** (failures - 1))
-                self._down.add(name)
-                self._up.labels(task=name).set(0)
-                self._crashes.labels(task=name).inc()
-                # The type only: an exception's text may quote data it was handling.
-                log.error("background task crashed; restarting", task=name, error=type(exc).__name__,
-                          restart_in_seconds=delay)
+                self._crashed(name, exc, delay)
                 await asyncio.sleep(delay)
+
+    def _crashed(self, name: str, exc: Exception, delay: float) -> None:
+        self._down.add(name)
+        self._up.labels(task=name).set(0)
+        self._crashes.labels(task=name).inc()
+        # The type only: an exception's text may quote data it was handling.
+        log.error("background task crashed; restarting", task=name, error=type(exc).__name__,
+                  restart_in_seconds=delay)

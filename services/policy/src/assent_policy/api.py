@@ -182,9 +182,14 @@ async def publish(policy_id: PolicyId, body: VersionIn, request: Request, rt: Ru
 
 
 @router.get("/v1/policies/{policy_id}/versions", response_model=list[VersionSummaryOut], responses=_problems(422))
-async def list_versions(policy_id: PolicyId, service: PolicyHandlers = Depends(handlers)) -> list[VersionSummaryOut]:
-    found, current = await service.versions(policy_id)
-    return [VersionSummaryOut(**_summary_fields(v, current)) for v in found]
+async def list_versions(policy_id: PolicyId, request: Request, response: Response,
+                        requested: pages.Page = Depends(pages.page),
+                        service: PolicyHandlers = Depends(handlers)) -> list[VersionSummaryOut]:
+    """Oldest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
+    after = requested.position(int)
+    found, current = await service.versions(policy_id, after[0] if after else None, requested.fetch_limit())
+    shown = pages.respond(request, response, found, requested, key=lambda v: [v.version])
+    return [VersionSummaryOut(**_summary_fields(v, current)) for v in shown]
 
 
 @router.get("/v1/policies/{policy_id}/current", response_model=VersionOut, responses=_problems(404, 422))

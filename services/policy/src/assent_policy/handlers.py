@@ -98,11 +98,13 @@ class PolicyHandlers:
             raise NotFound(f"Policy {policy_id} has no version {number}.")
         return found, current.version if current else None
 
-    async def versions(self, policy_id: str) -> tuple[list[domain.Version], int | None]:
+    async def versions(self, policy_id: str, after: int | None = None,
+                       limit: int | None = None) -> tuple[list[domain.Version], int | None]:
+        """A page of versions and the number of the version in force."""
         async with self._pool.acquire() as conn:
-            found = await storage.versions(conn, policy_id)
-        in_force = [v.version for v in found if v.in_force_since is not None]
-        return found, max(in_force, default=None)
+            found = await storage.versions(conn, policy_id, after, limit)
+            current = await storage.current_version(conn, policy_id)
+        return found, current.version if current else None
 
     async def diff(self, policy_id: str, old: int, new: int) -> domain.VersionDiff:
         async with self._pool.acquire() as conn:

@@ -68,9 +68,13 @@ async def version(conn: asyncpg.Connection, policy_id: str, number: int) -> Vers
     return _version(row) if row else None
 
 
-async def versions(conn: asyncpg.Connection, policy_id: str) -> list[Version]:
+async def versions(conn: asyncpg.Connection, policy_id: str, after: int | None = None,
+                   limit: int | None = None) -> list[Version]:
+    """In version order, from after version `after`."""
     rows = await conn.fetch(
-        f"SELECT {_VERSION_COLUMNS} FROM policy_versions WHERE policy_id = $1 ORDER BY version", policy_id
+        f"""SELECT {_VERSION_COLUMNS} FROM policy_versions WHERE policy_id = $1 AND version > coalesce($2, 0)
+            ORDER BY version LIMIT $3""",
+        policy_id, after, limit,
     )
     return [_version(r) for r in rows]
 

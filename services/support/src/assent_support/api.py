@@ -5,10 +5,11 @@ from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from email_validator import EmailNotValidError, validate_email
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from assent_shared import pages
 from assent_shared.auth import Principal, authenticate, bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
@@ -224,24 +225,35 @@ async def answer_reply(inquiry_id: UUID, body: MessageIn, request: Request, rt: 
 
 @router.get("/v1/users/{user_id}/inquiries", response_model=list[ThreadOut],
             responses=_problems(_401="Not signed in", _403="Not yours"))
-async def user_inquiries(user_id: UUID, request: Request, rt: Runtime = Depends(runtime),
-                         service: SupportHandlers = Depends(handlers),
+async def user_inquiries(user_id: UUID, request: Request, response: Response, rt: Runtime = Depends(runtime),
+                         requested: pages.Page = Depends(pages.page), service: SupportHandlers = Depends(handlers),
                          _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[ThreadOut]:
-    """A user's inquiries with their threads (identity's export asks with the user's token)."""
+    """A user's inquiries with their threads (identity's export asks with the user's token), oldest first,
+    a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
     who: Principal = await authenticate(request, rt.verifier, rt.settings.admin_token)
     if not who.may_act_for(user_id):
         raise Problem(403, "Not your inquiries")
-    return [_thread_out(t, with_email=False) for t in await service.threads_of(user_id)]
+    found = await service.threads_of(user_id, requested.position(datetime.fromisoformat, UUID),
+                                     requested.fetch_limit())
+    shown = pages.respond(request, response, found, requested, key=_thread_position)
+    return [_thread_out(t, with_email=False) for t in shown]
+
+
+def _thread_position(thread: domain.Thread) -> list[str]:
+    return [thread.inquiry.received_at.isoformat(), str(thread.inquiry.inquiry_id)]
 
 
 @router.get("/v1/admin/inquiries", response_model=list[InquiryOut], dependencies=[Depends(admin)],
             responses=_problems(_401="Not signed in", _403="Not an admin", _422="Invalid filter"))
-async def list_inquiries(status: domain.Status | None = None, topic: domain.Category | None = None,
-                         before: AwareDatetime | None = Query(default=None, description="Older than this (paging)."),
-                         limit: int = Query(default=50, ge=1, le=200),
+async def list_inquiries(request: Request, response: Response, status: domain.Status | None = None,
+                         topic: domain.Category | None = None, requested: pages.Page = Depends(pages.page),
                          service: SupportHandlers = Depends(handlers)) -> list[InquiryOut]:
-    """Newest first; page with `before` = the last item's `received_at`."""
-    return [InquiryOut(**_inquiry_out(i, True)) for i in await service.search(status, topic, before, limit)]
+    """Newest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
+    found = await service.search(status, topic, requested.position(datetime.fromisoformat, UUID),
+                                 requested.fetch_limit())
+    shown = pages.respond(request, response, found, requested,
+                          key=lambda i: [i.received_at.isoformat(), str(i.inquiry_id)])
+    return [InquiryOut(**_inquiry_out(i, True)) for i in shown]
 
 
 @router.get("/v1/admin/inquiries/{inquiry_id}", response_model=ThreadOut, dependencies=[Depends(admin)],

@@ -96,10 +96,10 @@ class SupportHandlers:
         log.info("inquiry received", inquiry_id=str(created.inquiry_id), category=created.category)
         return created
 
-    async def search(self, status: str | None, category: str | None, before: datetime | None,
+    async def search(self, status: str | None, category: str | None, after: tuple[datetime, UUID] | None,
                      limit: int) -> list[domain.Inquiry]:
         async with self._pool.acquire() as conn:
-            return await storage.search(conn, status=status, category=category, before=before, limit=limit)
+            return await storage.search(conn, status=status, category=category, after=after, limit=limit)
 
     async def thread(self, inquiry_id: UUID) -> domain.Thread:
         async with self._pool.acquire() as conn:
@@ -176,9 +176,10 @@ class SupportHandlers:
             ))
         return message
 
-    async def threads_of(self, user_id: UUID) -> list[domain.Thread]:
+    async def threads_of(self, user_id: UUID, after: tuple[datetime, UUID] | None = None,
+                         limit: int | None = None) -> list[domain.Thread]:
         async with self._pool.acquire() as conn:
-            ids = await storage.inquiries_of(conn, user_id)
+            ids = await storage.inquiries_of(conn, user_id, after, limit)
             return [t for t in [await storage.thread(conn, i) for i in ids] if t is not None]
 
     async def topic_counts(self, since: date, until: date, bucket: str) -> list[domain.TopicCount]:

@@ -89,19 +89,29 @@ async def thread(conn: asyncpg.Connection, inquiry_id: UUID, lock: bool = False)
 
 
 async def search(conn: asyncpg.Connection, *, status: str | None, category: str | None,
-                 before: datetime | None, limit: int) -> list[Inquiry]:
+                 after: tuple[datetime, UUID] | None, limit: int) -> list[Inquiry]:
+    """Newest first, in (received_at, inquiry_id) descending order, from after `after`."""
+    at, inquiry_id = after or (None, None)
     rows = await conn.fetch(
         f"""SELECT {_INQUIRY} FROM inquiries
             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR category = $2)
-              AND ($3::timestamptz IS NULL OR received_at < $3)
-            ORDER BY received_at DESC, inquiry_id LIMIT $4""",
-        status, category, before, limit,
+              AND ($3::timestamptz IS NULL OR (received_at, inquiry_id) < ($3, $4::uuid))
+            ORDER BY received_at DESC, inquiry_id DESC LIMIT $5""",
+        status, category, at, inquiry_id, limit,
     )
     return [_inquiry(r) for r in rows]
 
 
-async def inquiries_of(conn: asyncpg.Connection, user_id: UUID) -> list[UUID]:
-    rows = await conn.fetch("SELECT inquiry_id FROM inquiries WHERE user_id = $1 ORDER BY received_at", user_id)
+async def inquiries_of(conn: asyncpg.Connection, user_id: UUID, after: tuple[datetime, UUID] | None = None,
+                       limit: int | None = None) -> list[UUID]:
+    """Oldest first, in (received_at, inquiry_id) order, from after `after`."""
+    at, inquiry_id = after or (None, None)
+    rows = await conn.fetch(
+        """SELECT inquiry_id FROM inquiries WHERE user_id = $1
+             AND ($2::timestamptz IS NULL OR (received_at, inquiry_id) > ($2, $3::uuid))
+           ORDER BY received_at, inquiry_id LIMIT $4""",
+        user_id, at, inquiry_id, limit,
+    )
     return [r["inquiry_id"] for r in rows]
 
 

@@ -14,7 +14,9 @@ from assent_telemetry.settings import TelemetrySettings
 def register(runtime: Runtime, settings: TelemetrySettings, service: TelemetryHandlers) -> None:
     async def on_telemetry_hits_v1(message: KafkaMessage) -> None:
         # Offsets commit only after the batch's transaction; an error rewinds the batch, the inbox drops repeats.
-        await service.aggregate(message.raw_message)
+        # Supervised: while batches fail (database gone) readiness is red and retries back off.
+        async with runtime.supervisor.guard("telemetry-aggregator"):
+            await service.aggregate(message.raw_message)
 
     runtime.broker.subscriber(
         settings.topic(topics.HITS.name),

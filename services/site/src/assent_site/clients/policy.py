@@ -16,7 +16,7 @@ class PolicyClient(Upstream):
         return await self.json("GET", f"/v1/policies/{policy_id}/current")
 
     async def versions(self, policy_id: str) -> list[dict]:
-        return await self.json("GET", f"/v1/policies/{policy_id}/versions")
+        return await self.every_page(f"/v1/policies/{policy_id}/versions")
 
     async def version(self, policy_id: str, version: int) -> dict:
         return await self.json("GET", f"/v1/policies/{policy_id}/versions/{version}")
