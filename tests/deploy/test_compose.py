@@ -9,17 +9,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import tomllib
 import yaml
+
+from assent_shared.devstack import services as registry
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 INIT_SQL = ROOT / "deploy" / "compose" / "postgres-init.sql"
 
-PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}
-SERVICES = sorted(PORTS)
-# The web front end: built and checked like a service, but it has no database and no Kafka.
-PORTS["site"] = 8100
+# Names and ports come from deploy/services.toml; the Site is built like a service but has no database.
+PORTS = {spec.name: spec.port for spec in registry.ALL}
+SERVICES = sorted(spec.name for spec in registry.SERVICES)
 BUILT = sorted(PORTS)
+DOCKERFILE = ROOT / "Dockerfile"
 SMTP_SINKS = ("mailpit", "smtp", "mailhog")
 
 
@@ -219,8 +222,14 @@ def test_service_is_built_from_its_dockerfile(compose: dict, name: str) -> None:
     build = service.get("build")
     assert isinstance(build, dict), f"{name}: build must be a mapping with context and dockerfile"
     assert build.get("context") == ".", f"{name}: build context must be the repository root"
-    assert build.get("dockerfile") == f"services/{name}/Dockerfile"
+    assert build.get("dockerfile") == "Dockerfile", f"{name}: every image is built from the one Dockerfile"
     assert (ROOT / build["context"] / build["dockerfile"]).is_file(), f"{build['dockerfile']} does not exist"
+    assert build.get("args") == {"SERVICE": name, "PORT": str(PORTS[name])}, f"{name}: build args {build.get('args')}"
+
+
+def test_compose_runs_exactly_the_processes_of_the_registry(compose: dict) -> None:
+    built = {name for name, service in compose["services"].items() if "build" in service}
+    assert built == set(PORTS), f"compose builds {sorted(built)}, deploy/services.toml lists {sorted(PORTS)}"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -269,11 +278,24 @@ def test_service_waits_for_healthy_kafka_and_postgres(compose: dict, name: str) 
 # ---------------------------------------------------------------- Dockerfiles
 
 
+def build_args(text: str, values: dict[str, str]) -> str:
+    """The Dockerfile's text as a build with these --build-arg values sees it."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def test_one_dockerfile_copies_every_workspace_member() -> None:
+    members = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    projects = {path.parent.relative_to(ROOT).as_posix() for member in members for path in ROOT.glob(f"{member}/pyproject.toml")}
+    copied = set(re.findall(r"^COPY (\S+)/pyproject.toml \1/pyproject.toml$", DOCKERFILE.read_text(), re.M))
+    assert copied == projects, f"the Dockerfile copies {sorted(copied)}, the workspace has {sorted(projects)}"
+    assert not list(ROOT.glob("services/*/Dockerfile")), "one parameterised Dockerfile, not one per service"
+
+
 @pytest.mark.parametrize("name", BUILT)
 def test_dockerfile(name: str) -> None:
-    path = ROOT / "services" / name / "Dockerfile"
-    assert path.is_file(), f"{path} is missing"
-    instructions = dockerfile_instructions(path.read_text())
+    assert DOCKERFILE.is_file(), f"{DOCKERFILE} is missing"
+    port = str(PORTS[name])
+    instructions = dockerfile_instructions(build_args(DOCKERFILE.read_text(), {"SERVICE": name, "PORT": port}))
     all_stages = stages(instructions)
     assert len(all_stages) >= 2, f"{name}: the Dockerfile must be multi-stage"
 
@@ -293,16 +315,18 @@ def test_dockerfile(name: str) -> None:
     assert not is_root_user(users[-1]), f"{name}: runs as {users[-1]}"
     assert any(keyword == "COPY" and "--from=" in args for keyword, args in final), f"{name}: nothing copied from build"
 
+    env = " ".join(args for keyword, args in final if keyword == "ENV")
+    assert f"ASSENT_SERVICE={name}" in env and f"ASSENT_HTTP_PORT={port}" in env, f"{name}: ENV {env!r}"
     healthchecks = [args for keyword, args in final if keyword == "HEALTHCHECK"]
     assert healthchecks, f"{name}: no HEALTHCHECK"
-    assert "/health/live" in healthchecks[-1] and str(PORTS[name]) in healthchecks[-1]
+    assert "/health/live" in healthchecks[-1] and "ASSENT_HTTP_PORT" in healthchecks[-1]
     assert "curl" not in healthchecks[-1] and "wget" not in healthchecks[-1], "slim images have neither"
 
     exposed = " ".join(args for keyword, args in final if keyword == "EXPOSE")
-    assert str(PORTS[name]) in exposed.split(), f"{name}: EXPOSE {PORTS[name]} missing"
+    assert port in exposed.split(), f"{name}: EXPOSE {port} missing"
     cmd = " ".join(args for keyword, args in final if keyword == "CMD")
-    assert f"assent_{name}.main:create_app" in cmd and "--factory" in cmd, f"{name}: CMD {cmd!r}"
-    assert str(PORTS[name]) in cmd
+    assert "assent_${ASSENT_SERVICE}.main:create_app" in cmd and "--factory" in cmd, f"{name}: CMD {cmd!r}"
+    assert "${ASSENT_HTTP_PORT}" in cmd and "--no-access-log" in cmd
 
     runs = " ".join(args for keyword, args in instructions if keyword == "RUN")
     assert f"--package assent-{name}" in runs and "--frozen" in runs and "--no-dev" in runs, (

@@ -25,6 +25,7 @@ import yaml
 from pydantic.fields import FieldInfo
 
 from assent_shared import topics
+from assent_shared.devstack import services as registry
 from assent_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +35,10 @@ OVERLAYS = {"dev": K8S / "overlays" / "dev", "production": K8S / "overlays" / "p
 BUILDS = {"base": BASE, **OVERLAYS}
 SECRETS_EXAMPLE = BASE / "secrets.example.yaml"
 
-PORTS = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}
+PORTS = {spec.name: spec.port for spec in registry.SERVICES}  # deploy/services.toml
 SERVICES = sorted(PORTS)
 # The web front end: deployed like a service, but without a database or Kafka of its own.
-SITE_PORT = 8100
+SITE_PORT = registry.SITE.port
 WORKLOADS = sorted([*SERVICES, "site"])
 UID = 10001
 DLQ_RETENTION_MS = 14 * 24 * 3600 * 1000
@@ -364,13 +365,19 @@ def test_deployment_runs_the_image_and_command_of_its_dockerfile(service):
     [container] = objects("base")[("Deployment", service)]["spec"]["template"]["spec"]["containers"]
     name, tag, _ = split_image(container["image"])
     assert name == f"assent/{service}" and tag
-    cmd = re.search(r"^CMD\s+(\[.*\])\s*$", (ROOT / "services" / service / "Dockerfile").read_text(), re.M)
-    assert cmd, f"services/{service}/Dockerfile has no exec-form CMD"
-    dockerfile_cmd = yaml.safe_load(cmd.group(1))
+    port = {**PORTS, "site": SITE_PORT}[service]
+    # The Dockerfile's CMD with this service's build args; Kubernetes adds the graceful-shutdown timeout.
+    image_cmd = ["uvicorn", "--factory", f"assent_{service}.main:create_app", "--host", "0.0.0.0", "--port", str(port)]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "exec uvicorn --factory" in dockerfile and "assent_${ASSENT_SERVICE}.main:create_app" in dockerfile
     command = container["command"]
-    # The same server, app and port as the image; Kubernetes adds the graceful-shutdown timeout.
-    assert command[: len(dockerfile_cmd)] == dockerfile_cmd
-    assert str({**PORTS, "site": SITE_PORT}[service]) in dockerfile_cmd
+    assert command[: len(image_cmd)] == image_cmd and "--no-access-log" in command
+    assert container["ports"][0]["containerPort"] == port
+
+
+def test_every_process_of_the_registry_is_deployed():
+    deployed = {name for kind, name in objects("base") if kind == "Deployment"}
+    assert {spec.name for spec in registry.ALL} <= deployed
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))

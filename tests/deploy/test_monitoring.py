@@ -15,6 +15,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from assent_shared.devstack import services as registry
 from assent_shared.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,13 +237,13 @@ def test_scrape_config_finds_the_services_and_loads_the_rules():
 
     compose = jobs["assent-compose"]
     targets = {cfg["labels"]["service"]: cfg["targets"] for cfg in compose["static_configs"]}
-    ports = {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}
+    ports = {spec.name: spec.port for spec in registry.SERVICES}
     assert targets == {s: [f"127.0.0.1:{p}"] for s, p in ports.items()}
 
 
 def test_kubernetes_pods_carry_what_the_scrape_config_keeps():
     """The Deployments' pod labels and annotations match the relabelling above."""
-    for service, port in {"identity": 8101, "consent": 8102, "mailer": 8103, "policy": 8104, "telemetry": 8105, "support": 8106}.items():
+    for service, port in {spec.name: spec.port for spec in registry.SERVICES}.items():
         deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "base" / service / "deployment.yaml").read_text())
         meta = deployment["spec"]["template"]["metadata"]
         assert meta["labels"]["app.kubernetes.io/part-of"] == "assent"

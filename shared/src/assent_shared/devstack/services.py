@@ -5,33 +5,42 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+REGISTRY = Path(__file__).resolve().parents[4] / "deploy" / "services.toml"
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
     port: int
-    factory: str
+    factory: str = ""  # default: assent_<name>.main:create_app
+    has_database: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.factory:
+            object.__setattr__(self, "factory", f"assent_{self.name}.main:create_app")
 
     @property
     def database(self) -> str:
         return f"assent_{self.name}"
 
 
-SERVICES = (
-    ServiceSpec("identity", 8101, "assent_identity.main:create_app"),
-    ServiceSpec("consent", 8102, "assent_consent.main:create_app"),
-    ServiceSpec("mailer", 8103, "assent_mailer.main:create_app"),
-    ServiceSpec("policy", 8104, "assent_policy.main:create_app"),
-    ServiceSpec("telemetry", 8105, "assent_telemetry.main:create_app"),
-    ServiceSpec("support", 8106, "assent_support.main:create_app"),
-)
+def load(path: Path = REGISTRY) -> tuple[ServiceSpec, ...]:
+    """Every process of deploy/services.toml, in its order."""
+    entries = tomllib.loads(path.read_text())["services"]
+    return tuple(ServiceSpec(name, entry["port"], has_database=entry.get("database", True))
+                 for name, entry in entries.items())
+
+
+ALL = load()
+SERVICES = tuple(spec for spec in ALL if spec.has_database)
 # The web front end: no database, no Kafka; it starts once the services it calls are ready.
-SITE = ServiceSpec("site", 8100, "assent_site.main:create_app")
+[SITE] = (spec for spec in ALL if not spec.has_database)
 
 
 def site_env(urls: dict[str, str], site_url: str) -> dict[str, str]:
