@@ -10,7 +10,10 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from assent_shared import catalog_docs, topics
-from assent_shared.events import CATALOG, ConsentGranted, PageViewed, ProcessorRegistered
+from assent_shared.events import (
+    CATALOG, ERASURE_TOPICS, FIRST_PARTY, ConsentGranted, ErasureConfirmed, InquiryClosed, OrderStatusChanged, PageViewed,
+    ProcessorRegistered,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = sorted(CATALOG.items())
@@ -56,14 +59,18 @@ def test_every_event_is_frozen_and_every_field_is_described(name, model):
         setattr(instance, next(iter(model.model_fields)), "changed")
     undescribed = [field for field, info in model.model_fields.items() if not (info.description or "").strip()]
     assert undescribed == []
-    assert model.topic in topics.ALL and model.ce_source.startswith("/assent/")
+    on = model.travels_on()
+    assert set(on) <= set(topics.ALL) and on[0].source.startswith("/assent/")
+    assert model.key_field in model.model_fields, f"{name}: key field {model.key_field!r} is not a field"
+    assert model.subject_field in (None, *model.model_fields), f"{name}: subject field {model.subject_field!r}"
 
 
 @pytest.mark.parametrize(("name", "model"), EVENTS, ids=[name for name, _ in EVENTS])
 def test_each_schema_file_is_a_valid_schema_of_the_event_with_its_topic_and_type(name, model):
     schema = json.loads((REPO / "docs" / "events" / "schemas" / f"{name}.json").read_text())
     Draft202012Validator.check_schema(schema)
-    assert (schema["x-topic"], schema["x-ce-type"], schema["x-ce-source"]) == (model.topic.name, name, model.ce_source)
+    assert (schema["x-topic"], schema["x-ce-type"], schema["x-ce-source"]) == (
+        model.travels_on()[0].name, name, model.travels_on()[0].source)
     assert schema["title"] == name
     assert set(schema["properties"]) == {info.alias or field for field, info in model.model_fields.items()}
     assert all(prop.get("description") for prop in schema["properties"].values())
@@ -94,8 +101,8 @@ def test_the_asyncapi_document_has_a_channel_and_a_send_operation_per_event():
     schemas = document["components"]["schemas"]
     assert set(CATALOG) <= set(schemas)
     for name, model in EVENTS:
-        key = f"{model.topic.name}:{name}"
-        assert document["channels"][key]["address"] == model.topic.name
+        key = f"{model.travels_on()[0].name}:{name}"
+        assert document["channels"][key]["address"] == model.travels_on()[0].name
         assert document["operations"][key]["action"] == "send"
         message = document["components"]["messages"][f"{key}:Message"]
         assert message["payload"] == {"$ref": f"#/components/schemas/{name}"}
@@ -105,3 +112,27 @@ def test_the_asyncapi_document_has_a_channel_and_a_send_operation_per_event():
     assert set(headers["required"]) == {"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"}
     assert headers["properties"]["ce_specversion"]["const"] == "1.0"
     assert headers["properties"]["content-type"]["const"] == "application/json"
+
+
+def test_an_event_is_keyed_and_subjected_by_the_fields_it_declares():
+    now = datetime.now(UTC)
+    user, inquiry = uuid4(), uuid4()
+    granted = ConsentGranted(subject_id=user, purpose="newsletter", recipient=FIRST_PARTY, seq=1, policy_version=1,
+                             source="signup", occurred_at=now)
+    assert (granted.key(), granted.subject(), granted.source_uri()) == (str(user), str(user), "/assent/consent")
+    page = PageViewed(site_id="main", path="/", browser="b", os="o", device_type="desktop", visitor_hash="h",
+                      occurred_at=now)
+    assert (page.key(), page.subject(), page.source_uri()) == ("main", None, "/assent/telemetry")
+    anonymous = InquiryClosed(inquiry_id=inquiry, closed_at=now)
+    assert (anonymous.key(), anonymous.subject()) == (str(inquiry), None)
+    order = OrderStatusChanged(order_id="A-1", user_id=user, status="paid", occurred_at=now)
+    assert (order.key(), order.subject(), order.source_uri()) == ("A-1", str(user), "/assent/orders")
+
+
+@pytest.mark.parametrize("service", sorted(ERASURE_TOPICS))
+def test_an_erasure_confirmation_travels_on_its_services_topic_from_that_service(service):
+    user = uuid4()
+    confirmed = ErasureConfirmed(user_id=user, service=service, confirmed_at=datetime.now(UTC))
+    assert confirmed.topic_spec() == ERASURE_TOPICS[service]
+    assert confirmed.source_uri() == f"/assent/{service}"
+    assert confirmed.key() == confirmed.subject() == str(user)

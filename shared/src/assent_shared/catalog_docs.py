@@ -35,19 +35,21 @@ def _dump(document: Any) -> str:
 def _description(name: str, model: type[Event]) -> str:
     doc = " ".join((model.__doc__ or "").split())
     on = ", ".join(f"`{t.name}`" for t in model.travels_on())
-    where = f"`{name}` on {on}, keyed by {model.topic.key}; `ce_source` is `{model.ce_source}`."
+    first = model.travels_on()[0]
+    where = f"`{name}` on {on}, keyed by {first.key}; `ce_source` is `{first.source}`."
     return f"{doc} {where}" if doc else where
 
 
 def event_schema(name: str, model: type[Event]) -> dict[str, Any]:
     """The JSON Schema of the event's data (the Kafka value), with where and how it travels."""
     schema = {"$schema": _JSON_SCHEMA_DIALECT, **model.model_json_schema(by_alias=True)}
-    schema["x-topic"] = model.topic.name
-    if len(model.travels_on()) > 1:
-        schema["x-topics"] = [t.name for t in model.travels_on()]
-    schema["x-key"] = model.topic.key
+    on = model.travels_on()
+    schema["x-topic"] = on[0].name
+    if len(on) > 1:
+        schema["x-topics"] = [t.name for t in on]
+    schema["x-key"] = on[0].key
     schema["x-ce-type"] = name
-    schema["x-ce-source"] = model.ce_source
+    schema["x-ce-source"] = on[0].source
     return schema
 
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from assent_shared import topics
 from assent_shared.personal import SealedField
 
+# `recipient` of a consent or a delivery that is not a third-party processor: us.
+FIRST_PARTY = "first_party"
 ConsentSource = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
 DeviceConsentSource = Literal["visitor", "gpc"]
 AcceptanceHow = Literal["signup", "continued_use", "explicit"]
@@ -21,34 +23,40 @@ OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled", "re
 
 
 class Event(BaseModel):
-    """Base of all events: immutable, and tolerant of fields added by newer producers."""
+    """Base of all events: immutable, and tolerant of fields added by newer producers.
+
+    A subclass names its topic and which of its fields is the Kafka key and which (if any) the
+    user it is about (`ce_subject`); its `ce_source` is the topic's owner (`/assent/<service>`).
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     topic: ClassVar[topics.TopicSpec]
-    ce_source: ClassVar[str]
+    key_field: ClassVar[str]
+    subject_field: ClassVar[str | None] = None
 
     def key(self) -> str:
-        raise NotImplementedError
+        return str(getattr(self, self.key_field))
+
+    def subject(self) -> str | None:
+        """The user id this event is about, for the `ce_subject` header, where there is one."""
+        value = getattr(self, self.subject_field) if self.subject_field else None
+        return None if value is None else str(value)
 
     def topic_spec(self) -> topics.TopicSpec:
         return self.topic
 
     def source_uri(self) -> str:
-        return self.ce_source
+        return self.topic_spec().source
 
     @classmethod
     def travels_on(cls) -> tuple[topics.TopicSpec, ...]:
         return (cls.topic,)
 
-    def subject(self) -> str | None:
-        """The user id this event is about, for the `ce_subject` header, where there is one."""
-        return None
-
 
 class UserRegistered(Event):
     topic = topics.USERS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="Identity's id of the new account.")
     email: str = Field(description="The normalized email address the user submitted.")
@@ -58,33 +66,21 @@ class UserRegistered(Event):
         description="True unless the user opted out at signup: signing up opts in to the newsletter."
     )
 
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
-
 
 class UserEmailChanged(Event):
     topic = topics.USERS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="The account whose email changed.")
     email: str = Field(description="The new normalized email address.")
     changed_at: datetime = Field(description="When the change was made (UTC).")
-
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
 
 
 class UserRegisteredV2(Event):
     """UserRegistered with its personal fields sealed under the user's data key (docs/personal-data.md)."""
 
     topic = topics.USERS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="Identity's id of the new account.")
     email: SealedField = Field(description="The normalized email address, sealed (AES-GCM, the user's data key).")
@@ -98,42 +94,24 @@ class UserRegisteredV2(Event):
         description="True unless the user opted out at signup: signing up opts in to the newsletter."
     )
 
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
-
 
 class UserEmailChangedV2(Event):
     """UserEmailChanged with the new address sealed under the user's data key."""
 
     topic = topics.USERS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="The account whose email changed.")
     email: SealedField = Field(description="The new normalized email address, sealed.")
     changed_at: datetime = Field(description="When the change was made (UTC).")
 
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
-
 
 class UserErased(Event):
     topic = topics.USERS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="The erased account; every service removes its personal data.")
     erased_at: datetime = Field(description="When the user asked for erasure (UTC).")
-
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
 
 
 class SessionsRevoked(Event):
@@ -141,7 +119,7 @@ class SessionsRevoked(Event):
     access tokens from now on, instead of until they expire."""
 
     topic = topics.SESSIONS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="Whose sessions ended.")
     session_ids: tuple[UUID, ...] = Field(
@@ -152,16 +130,10 @@ class SessionsRevoked(Event):
     expires_at: datetime = Field(description="When the last access token of these sessions expires; "
                                              "the revocation may be forgotten after it.")
 
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
-
 
 class _MailTokenIssued(Event):
     topic = topics.USERS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="The account the mail goes to (the mailer knows its address).")
     sealed_token: str = Field(
@@ -172,12 +144,6 @@ class _MailTokenIssued(Event):
     expires_at: datetime = Field(description="When the token stops working (UTC).")
     requested_at: datetime = Field(description="When it was issued (UTC).")
     locale: str | None = Field(default=None, description="The user's language (BCP 47), for the mail.")
-
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
 
 
 class EmailVerificationRequested(_MailTokenIssued):
@@ -192,7 +158,7 @@ class EmailVerified(Event):
     """The user proved they receive mail at the account's current address (a verification link was used)."""
 
     topic = topics.USERS
-    ce_source = "/assent/identity"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="The account whose address is now verified.")
     verified_at: datetime = Field(description="When the link was used (UTC).")
@@ -201,16 +167,10 @@ class EmailVerified(Event):
                     "account that did not opt out. The consent service records the grant with this event as evidence."
     )
 
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
-
 
 class _ConsentChange(Event):
     topic = topics.CONSENTS
-    ce_source = "/assent/consent"
+    key_field = subject_field = "subject_id"
 
     subject_id: UUID = Field(description="The user the consent belongs to.")
     purpose: str = Field(description="What the data is used for, e.g. `newsletter`.")
@@ -226,12 +186,6 @@ class _ConsentChange(Event):
                                   "the newsletter grant of signup, which takes effect on a verified address."
     )
 
-    def key(self) -> str:
-        return str(self.subject_id)
-
-    def subject(self) -> str:
-        return str(self.subject_id)
-
 
 class ConsentGranted(_ConsentChange):
     """The subject allowed `recipient` to use their data for `purpose`."""
@@ -243,7 +197,7 @@ class ConsentRevoked(_ConsentChange):
 
 class _DeviceConsentChange(Event):
     topic = topics.CONSENTS
-    ce_source = "/assent/consent"
+    key_field = "device_id"
 
     device_id: str = Field(description="Opaque random id (>= 128 bits, urlsafe) the Site made for a visitor's "
                                        "browser; the event is keyed by it. No account, no personal data.")
@@ -254,9 +208,6 @@ class _DeviceConsentChange(Event):
                                                     "Control withdrew or refused a third-party purpose).")
     gpc: bool = Field(description="Whether the request carried `Sec-GPC: 1`.")
     occurred_at: datetime = Field(description="When the change happened (UTC).")
-
-    def key(self) -> str:
-        return self.device_id
 
 
 class DeviceConsentGranted(_DeviceConsentChange):
@@ -269,7 +220,7 @@ class DeviceConsentRevoked(_DeviceConsentChange):
 
 class PolicyUpdated(Event):
     topic = topics.POLICIES
-    ce_source = "/assent/policy"
+    key_field = "policy_id"
 
     policy_id: str = Field(description="The policy document, e.g. `privacy`.")
     version: int = Field(ge=1, description="The version that took effect.")
@@ -279,13 +230,10 @@ class PolicyUpdated(Event):
     effective_at: datetime = Field(description="When the version took effect (UTC).")
     published_at: datetime = Field(description="When an admin published it (UTC).")
 
-    def key(self) -> str:
-        return self.policy_id
-
 
 class PolicyAccepted(Event):
     topic = topics.ACCEPTANCES
-    ce_source = "/assent/policy"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="The user who accepted.")
     policy_id: str = Field(description="The policy document.")
@@ -293,18 +241,12 @@ class PolicyAccepted(Event):
     accepted_at: datetime = Field(description="When it was accepted (UTC).")
     how: AcceptanceHow = Field(description="signup, continued_use or explicit.")
 
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
-
 
 class PageViewed(Event):
     """A visit, with nothing that identifies a person: no IP address, no user id."""
 
     topic = topics.HITS
-    ce_source = "/assent/telemetry"
+    key_field = "site_id"
 
     site_id: str = Field(description="The configured site the hit belongs to.")
     path: str = Field(description="Path of the page viewed, without query string.")
@@ -320,13 +262,10 @@ class PageViewed(Event):
                                   "what partner reports count, so one network is one unit however many visitors it fakes.",
     )
 
-    def key(self) -> str:
-        return self.site_id
-
 
 class _DeliveryEvent(Event):
     topic = topics.DELIVERIES
-    ce_source = "/assent/mailer"
+    key_field = subject_field = "subject_id"
 
     subject_id: UUID = Field(description="The user the delivery concerns.")
     delivery_id: UUID = Field(description="Unique per delivery; processors drop repeats by it.")
@@ -334,14 +273,8 @@ class _DeliveryEvent(Event):
     consent_event_id: str | None = Field(
         default=None, description="`ce_id` of the consent event that allowed it, where one applies."
     )
-    recipient: str = Field(default="first_party", description="`first_party` or the processor id.")
+    recipient: str = Field(default=FIRST_PARTY, description="`first_party` or the processor id.")
     occurred_at: datetime = Field(description="When it happened (UTC).")
-
-    def key(self) -> str:
-        return str(self.subject_id)
-
-    def subject(self) -> str:
-        return str(self.subject_id)
 
 
 class EmailSent(_DeliveryEvent):
@@ -386,44 +319,34 @@ class UnsubscribeRequested(Event):
     """A recipient used a one-click unsubscribe link; the consent service records the revocation."""
 
     topic = topics.DELIVERIES
-    ce_source = "/assent/mailer"
+    key_field = subject_field = "subject_id"
 
     subject_id: UUID = Field(description="The user who unsubscribed.")
     purpose: str = Field(description="The purpose withdrawn, e.g. `newsletter`.")
-    recipient: str = Field(default="first_party", description="Whose mail it was.")
+    recipient: str = Field(default=FIRST_PARTY, description="Whose mail it was.")
     requested_at: datetime = Field(description="When the link was used (UTC).")
-
-    def key(self) -> str:
-        return str(self.subject_id)
-
-    def subject(self) -> str:
-        return str(self.subject_id)
 
 
 class ProcessorRegistered(Event):
     topic = topics.PROCESSORS
-    ce_source = "/assent/mailer"
+    key_field = "processor_id"
 
     processor_id: str = Field(description="The processor's id, used as a consent recipient.")
     name: str = Field(description="Display name.")
     purposes: tuple[str, ...] = Field(description="Purposes the processor may receive data for.")
 
-    def key(self) -> str:
-        return self.processor_id
-
 
 class _InquiryEvent(Event):
     topic = topics.INQUIRIES
-    ce_source = "/assent/support"
+    key_field = "inquiry_id"
 
     inquiry_id: UUID = Field(description="Support's id of the inquiry (the thread).")
-
-    def key(self) -> str:
-        return str(self.inquiry_id)
 
 
 class InquiryReceived(_InquiryEvent):
     """Someone wrote to us. Carries no address and no message text: no consumer needs them."""
+
+    subject_field = "user_id"
 
     reference: str = Field(description="The short reference shown to the person, e.g. `Q-7K3M9P`.")
     category: InquiryCategory = Field(description="The inquiry's topic: question, support_request, privacy_question, feedback.")
@@ -433,12 +356,11 @@ class InquiryReceived(_InquiryEvent):
     )
     received_at: datetime = Field(description="When it was received (UTC).")
 
-    def subject(self) -> str | None:
-        return str(self.user_id) if self.user_id else None
-
 
 class InquiryAnswered(_InquiryEvent):
     """An admin replied; the mailer sends the reply, threaded, when `reply_by_mail`."""
+
+    subject_field = "user_id"
 
     reference: str = Field(description="The inquiry's reference, for the mail's subject line.")
     message_id: UUID = Field(description="The reply's id; its mail's Message-ID is `<reply-{message_id}@...>`.")
@@ -453,9 +375,6 @@ class InquiryAnswered(_InquiryEvent):
     body: SealedField = Field(description="The reply's text, sealed.")
     reply_url: SealedField = Field(description="The link (with a single-purpose token) where the person answers, sealed.")
     answered_at: datetime = Field(description="When the admin replied (UTC).")
-
-    def subject(self) -> str | None:
-        return str(self.user_id) if self.user_id else None
 
 
 class InquiryFollowedUp(_InquiryEvent):
@@ -482,18 +401,13 @@ class OrderStatusChanged(Event):
     """Published by a shop's order service; the mailer tells the user (transactional: no marketing consent)."""
 
     topic = topics.ORDERS
-    ce_source = "/assent/orders"
+    key_field = "order_id"
+    subject_field = "user_id"
 
     order_id: str = Field(min_length=1, max_length=64, description="The shop's order number, shown in the mail.")
     user_id: UUID = Field(description="The customer; the mail goes to their current address.")
     status: OrderStatus = Field(description="placed, paid, shipped, delivered, cancelled or refunded.")
     occurred_at: datetime = Field(description="When the status changed (UTC).")
-
-    def key(self) -> str:
-        return self.order_id
-
-    def subject(self) -> str:
-        return str(self.user_id)
 
 
 # The one list of services that hold personal data and confirm an erasure, each on its own topic
@@ -510,9 +424,7 @@ class ErasureConfirmed(Event):
     to show when an erasure has completed everywhere.
     """
 
-    # Class-level defaults for the catalog; each instance travels on its service's topic.
-    topic = topics.CONSENTS
-    ce_source = "/assent/consent"
+    key_field = subject_field = "user_id"
 
     user_id: UUID = Field(description="The erased user.")
     service: Literal[tuple(ERASURE_TOPICS)] = Field(  # type: ignore[valid-type]
@@ -520,17 +432,8 @@ class ErasureConfirmed(Event):
     )
     confirmed_at: datetime = Field(description="When that service finished (UTC).")
 
-    def key(self) -> str:
-        return str(self.user_id)
-
-    def subject(self) -> str:
-        return str(self.user_id)
-
     def topic_spec(self) -> topics.TopicSpec:
         return ERASURE_TOPICS[self.service]
-
-    def source_uri(self) -> str:
-        return f"/assent/{self.service}"
 
     @classmethod
     def travels_on(cls) -> tuple[topics.TopicSpec, ...]:

@@ -10,6 +10,11 @@ class TopicSpec:
     compacted: bool = False
     retention_ms: int | None = None
 
+    @property
+    def source(self) -> str:
+        """`ce_source` of the events on this topic: its owner, the first part of the name."""
+        return f"/assent/{self.name.split('.', 1)[0]}"
+
 
 USERS = TopicSpec("identity.users.v1", key="user id")
 CONSENTS = TopicSpec("consent.consents.v1", key="subject id")

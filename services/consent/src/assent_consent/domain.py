@@ -2,12 +2,11 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 from uuid import UUID
 
-FIRST_PARTY = "first_party"
-Source = Literal["signup", "user", "unsubscribe_link", "gpc", "admin"]
-DeviceSource = Literal["visitor", "gpc"]
+from assent_shared.events import FIRST_PARTY
+from assent_shared.events import ConsentSource as Source
+from assent_shared.events import DeviceConsentSource as DeviceSource
 
 
 class UnknownPurpose(ValueError):

@@ -11,7 +11,8 @@ import random
 from dataclasses import dataclass, field
 from uuid import UUID
 
-FIRST_PARTY = "first_party"
+from assent_shared.events import FIRST_PARTY
+
 SHARED = "subject.shared"
 REVOKED = "subject.revoked"
 

@@ -1,7 +1,7 @@
 """Policy's HTTP surface: thin routes that turn requests into handler calls."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -68,7 +68,7 @@ class VersionSummaryOut(BaseModel):
     data_use: list[DataUseModel]
     effective_at: datetime
     published_at: datetime
-    status: Literal["scheduled", "in_force", "superseded"]
+    status: domain.Status
 
 
 class VersionOut(VersionSummaryOut):
@@ -103,7 +103,7 @@ class AcceptanceOut(BaseModel):
     user_id: UUID
     policy_id: str
     version: int
-    how: Literal["signup", "continued_use", "explicit"]
+    how: domain.AcceptanceHow
     accepted_at: datetime
 
 

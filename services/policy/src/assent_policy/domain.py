@@ -8,7 +8,8 @@ from importlib import resources
 from typing import Literal
 from uuid import UUID
 
-AcceptanceHow = Literal["signup", "continued_use", "explicit"]
+from assent_shared.events import FIRST_PARTY, AcceptanceHow
+
 Status = Literal["scheduled", "in_force", "superseded"]
 # A client's "now" may lag ours a little; older effective times are a mistake, not a schedule.
 PAST_TOLERANCE = timedelta(minutes=5)
@@ -97,7 +98,7 @@ class VersionDiff:
 
 def first_version() -> NewVersion:
     text = resources.files("assent_policy").joinpath("documents", "privacy-v1.md").read_text(encoding="utf-8")
-    newsletter = DataUse(purpose="newsletter", processor="first_party", data=("email",))
+    newsletter = DataUse(purpose="newsletter", processor=FIRST_PARTY, data=("email",))
     return NewVersion(FIRST_VERSION_TITLE, FIRST_VERSION_SUMMARY, text, material=True, data_use=(newsletter,))
 
 

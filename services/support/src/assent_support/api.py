@@ -75,7 +75,7 @@ class ReplyIn(BaseModel):
 
 class MessageOut(BaseModel):
     id: UUID
-    author: Literal["person", "staff"]
+    author: domain.Author
     body: str
     created_at: datetime
 

@@ -8,7 +8,8 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-Category = Literal["question", "support_request", "privacy_question", "feedback"]
+from assent_shared.events import InquiryCategory as Category
+
 Status = Literal["open", "answered", "closed"]
 Author = Literal["person", "staff"]
 LOCALES = ("en", "de")
