@@ -72,7 +72,7 @@ class System:
 
         def tokens() -> list[str] | None:
             found = [m for m in self.sink.messages() if m["To"] == email]
-            matched = [t for m in found for t in pattern.findall(m.get_content())]
+            matched = [t for m in found for t in pattern.findall(m.get_body(("plain",)).get_content())]
             return matched if len(matched) >= count else None
 
         return (await eventually(tokens))[-1]

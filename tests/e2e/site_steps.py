@@ -80,7 +80,7 @@ async def switch(page: Page, purpose: str, recipient: str) -> str:
 def mailed_link(system, email: str, page: str) -> str | None:
     """The newest link to the Site's `/<page>?token=` in the mail sink for `email`, as the mail shows it."""
     pattern = re.compile(rf"(https?://\S+/{page}\?token=[A-Za-z0-9_.-]+)")
-    links = [link for m in system.sink.messages() if m["To"] == email for link in pattern.findall(m.get_content())]
+    links = [link for m in system.sink.messages() if m["To"] == email for link in pattern.findall(m.get_body(("plain",)).get_content())]
     return links[-1] if links else None
 
 

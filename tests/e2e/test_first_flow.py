@@ -17,7 +17,7 @@ async def test_registration_grants_newsletter_once_the_address_is_verified(syste
 
         [welcome] = await eventually(lambda: [m for m in system.sink.messages()
                                               if m["To"] == email and "Welcome" in m["Subject"]])
-        assert "/my-data" in welcome.get_content()
+        assert "/my-data" in welcome.get_body(("plain",)).get_content()
         token = await system.mailed_token(email, "verify")
 
         login = await identity.post("/v1/sessions", json={"email": email, "password": "correct horse battery"})

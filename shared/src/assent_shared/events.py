@@ -398,7 +398,11 @@ class InquiryErased(_InquiryEvent):
 
 
 class OrderStatusChanged(Event):
-    """Published by a shop's order service; the mailer tells the user (transactional: no marketing consent)."""
+    """Published by a shop's order service; the mailer sends the order update to the user's current address in
+    their language. Transactional: no marketing consent needed, never sent to a third-party processor, but
+    suppression and erasure hold; a user the mailer does not know is dead-lettered. Chosen over a general
+    TransactionalMailRequested (template id + variables): producers state facts, the mailer owns the wording
+    and languages of its mails (its templates), and no producer can make it send free text to anyone."""
 
     topic = topics.ORDERS
     key_field = "order_id"

@@ -1,14 +1,17 @@
-"""The mailer's HTTP surface: the processor registry, delivery records, newsletters, unsubscribe."""
+"""The mailer's HTTP surface: the processor registry, delivery records, newsletters, unsubscribe, mail previews."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from assent_mailer.handlers import MailerHandlers
 from assent_mailer.messages import BadToken
+from assent_mailer.templating import UnknownTemplate
 from assent_shared import pages
 from assent_shared.auth import authenticate, require_admin
 from assent_shared.bootstrap import Runtime
@@ -97,3 +100,37 @@ async def one_click_unsubscribe(token: Annotated[str, Query(min_length=10, max_l
     except BadToken:
         raise Problem(400, "Invalid unsubscribe link", "The link is damaged or was not issued by us.")
     return Response('{"unsubscribed":true}', media_type="application/json")
+
+
+class TemplateOut(BaseModel):
+    mail: str = Field(description="The mail's id, e.g. `welcome`, `order_update`.")
+    locales: list[str] = Field(description="The languages it is written in (BCP 47); others fall back to `en`.")
+
+
+@router.get("/v1/admin/templates", response_model=list[TemplateOut], dependencies=[Depends(admin)])
+async def list_templates(service: MailerHandlers = Depends(handlers)) -> list[TemplateOut]:
+    """Every mail the system sends and its languages, for the console's preview."""
+    return [TemplateOut(mail=mail, locales=list(locales)) for mail, locales in service.templates().items()]
+
+
+@router.get("/v1/admin/templates/{mail}/preview", dependencies=[Depends(admin)],
+            responses={200: {"content": {"text/html": {}, "text/plain": {}}}, 404: {"description": "No such mail"}},
+            response_class=Response)
+async def preview_template(
+    mail: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z_]+$")],
+    locale: Annotated[str, Query(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")] = "en",
+    format: Annotated[Literal["html", "text"], Query(description="The part to show.")] = "html",  # noqa: A002
+    service: MailerHandlers = Depends(handlers),
+) -> Response:
+    """The mail rendered with invented values; its subject in `X-Mail-Subject` (UTF-8, percent-encoded)."""
+    try:
+        rendered = service.preview(mail, locale)
+    except UnknownTemplate:
+        raise Problem(404, "No such template", f"There is no mail {mail!r} in language {locale!r}; "
+                                               "GET /v1/admin/templates lists them.")
+    headers = {"X-Mail-Subject": quote(rendered.subject), "Cache-Control": "no-store"}
+    if format == "text":
+        return PlainTextResponse(rendered.text, headers=headers)
+    # The preview is shown to an admin inside the console: nothing in it may run or load.
+    headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    return HTMLResponse(rendered.html, headers=headers)

@@ -6,8 +6,6 @@ commit sends the same delivery id again; processors drop the repeat by that id.
 """
 
 import asyncio
-import json
-from email.message import EmailMessage
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,14 +13,14 @@ import asyncpg
 import structlog
 from opentelemetry import trace
 
-from assent_mailer import domain, messages, storage
+from assent_mailer import domain, storage
 from assent_mailer.channels import DeliveryFailed, HardBounce, Smtp, Webhooks
 from assent_mailer.handlers import MailerHandlers, announce_cancelled, delivery_fields
+from assent_mailer.mails import FORGET_AFTER_SEND, MailWriter
 from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
 from assent_shared import outbox
 from assent_shared.inbox import TRANSIENT
-from assent_shared.sealing import Sealer, Unsealable
 from assent_shared.events import (
     DeliveryAttemptFailed, EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent,
 )
@@ -44,7 +42,7 @@ class Bounced(Exception):
 
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, handlers: MailerHandlers, smtp: Smtp,
-                 webhooks: Webhooks, tracer: trace.Tracer, metrics: MailerMetrics) -> None:
+                 webhooks: Webhooks, tracer: trace.Tracer, metrics: MailerMetrics, mails: MailWriter) -> None:
         self._tracer = tracer
         self._metrics = metrics
         self._pool = pool
@@ -52,7 +50,7 @@ class Dispatcher:
         self._handlers = handlers
         self._smtp = smtp
         self._webhooks = webhooks
-        self._tokens = Sealer(settings.mail_token_secret, "assent-mail-token")
+        self._mails = mails
 
     async def run(self) -> None:
         while True:
@@ -98,25 +96,11 @@ class Dispatcher:
         return await self._prepare_webhook(conn, row)
 
     async def _prepare_email(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
-        email = await storage.email_of(conn, row["subject_id"])
-        s = self._settings
-        if email is None or await self._handlers.is_suppressed(conn, email):
+        written = await self._mails.write(conn, row)
+        if written is None:
             return None
-        if row["kind"] == "newsletter":
-            consent = await storage.consent_of(conn, row["subject_id"], "newsletter", domain.FIRST_PARTY)
-            if consent is None or not consent.granted:
-                return None
-            token = messages.unsubscribe_token(s.signing_secret, row["subject_id"], "newsletter")
-            content = _json(row["content"])
-            message = messages.newsletter(s.mail_from, email, row["delivery_id"], content["title"], content["body"],
-                                          f"{s.public_url}/v1/unsubscribe?token={token}",
-                                          f"{s.site_url}/unsubscribe?token={token}")
-        elif row["kind"] in messages.LINK_KINDS.values():
-            message = self._link_mail(row, email)
-            if message is None:
-                return None
-        else:
-            message = messages.welcome(s.mail_from, email, row["delivery_id"], f"{s.site_url}/my-data")
+        email, message = written
+
         async def send() -> None:
             traceparent = current_traceparent()
             if traceparent:
@@ -127,22 +111,6 @@ class Dispatcher:
                 raise Bounced(email) from None
 
         return send
-
-    def _link_mail(self, row: asyncpg.Record, email: str) -> EmailMessage | None:
-        """The mail with its single-use link, or None when the link has expired or cannot be opened."""
-        content = _json(row["content"])
-        if datetime.fromisoformat(content["expires_at"]) <= datetime.now(UTC):
-            return None
-        try:
-            token = self._tokens.open(content["sealed_token"], f"{content['event_type']}:{row['subject_id']}")
-        except Unsealable:
-            log.error("mail token cannot be opened; is ASSENT_MAIL_TOKEN_SECRET the same as identity's?",
-                      delivery_id=str(row["delivery_id"]))
-            return None
-        s = self._settings
-        if row["kind"] == messages.VERIFY_EMAIL:
-            return messages.verify_email(s.mail_from, email, row["delivery_id"], f"{s.site_url}/verify?token={token}")
-        return messages.password_reset(s.mail_from, email, row["delivery_id"], f"{s.site_url}/reset?token={token}")
 
     async def _prepare_webhook(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
         delivery = domain.ProcessorDelivery(row["delivery_id"], row["kind"], row["recipient"], row["purpose"],
@@ -209,8 +177,8 @@ class Dispatcher:
             log.info("delivery failed; will retry", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                      attempt=row["attempts"] + 1, error=str(outcome))
             return
-        if row["kind"] in messages.LINK_KINDS.values():
-            await storage.forget_content(conn, row["delivery_id"])  # the sealed token has done its job
+        if row["kind"] in FORGET_AFTER_SEND:
+            await storage.forget_content(conn, row["delivery_id"])  # a sealed token or reply has done its job
         if outcome == "cancelled":
             await storage.mark_status(conn, row["delivery_id"], "cancelled")
             await announce_cancelled(conn, [row])
@@ -218,7 +186,3 @@ class Dispatcher:
         await storage.mark_sent(conn, row["delivery_id"])
         event_type = {domain.SHARED: ProcessorDelivered, domain.REVOKED: ProcessorRevocationSent}.get(row["kind"], EmailSent)
         await outbox.enqueue(conn, event_type(**delivery_fields(row)))
-
-
-def _json(value: object) -> dict:
-    return json.loads(value) if isinstance(value, str) else dict(value)  # type: ignore[arg-type]

@@ -8,7 +8,9 @@ import asyncpg
 import structlog
 
 from assent_mailer import domain, messages, storage
+from assent_mailer.samples import SAMPLES
 from assent_mailer.settings import MailerSettings
+from assent_mailer.templating import Rendered, Templates
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
@@ -36,7 +38,8 @@ async def announce_cancelled(conn: asyncpg.Connection, rows: list[asyncpg.Record
 
 class MailerHandlers:
     def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, personal: PersonalFields,
-                 suppressions: domain.SuppressionKeys) -> None:
+                 suppressions: domain.SuppressionKeys, templates: Templates) -> None:
+        self._templates = templates
         self._pool = pool
         self._personal = personal
         self._suppressions = suppressions
@@ -49,7 +52,7 @@ class MailerHandlers:
         if email is None:
             return
         await storage.lock_subject(conn, event.user_id)
-        if not await storage.upsert_contact(conn, event.user_id, email):
+        if not await storage.upsert_contact(conn, event.user_id, email, getattr(event, "locale", None)):
             return
         # Transactional mail: needs no consent.
         await storage.insert_delivery(
@@ -124,6 +127,7 @@ class MailerHandlers:
         if email is not None:  # erasure takes the address's suppression hashes too
             await storage.forget_suppression(conn, self._suppressions.every(email))
         await storage.erase_contact(conn, event.user_id)
+        await storage.forget_contents(conn, event.user_id)
         await announce_cancelled(conn, await storage.cancel_all_pending(conn, event.user_id))
         # Withdrawing every consent lets the plan tell each processor that already has data to delete it.
         await storage.withdraw_all(conn, event.user_id)
@@ -169,18 +173,18 @@ class MailerHandlers:
 
     async def send_newsletter(self, issue_id: str, title: str, body: str) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            created = await self._queue_newsletter(conn, issue_id, title, body)
+            created = await self._queue_newsletter(conn, issue_id, {"title": title, "body": body})
         self.work_arrived.set()
         return created
 
-    async def _queue_newsletter(self, conn: asyncpg.Connection, issue_id: str, title: str, body: str) -> int:
+    async def _queue_newsletter(self, conn: asyncpg.Connection, issue_id: str, content: dict) -> int:
         """One delivery per subscriber; an issue queued twice reaches each subscriber once."""
         created = 0
         for subject_id in await storage.newsletter_audience(conn):
             created += await storage.insert_delivery(
                 conn, delivery_id=uuid4(), dedupe_key=f"newsletter:{issue_id}:{subject_id}",
                 subject_id=subject_id, kind="newsletter", channel="email", recipient=domain.FIRST_PARTY,
-                purpose="newsletter", content={"title": title, "body": body},
+                purpose="newsletter", content=content,
             )
         return created
 
@@ -188,9 +192,9 @@ class MailerHandlers:
         """A material change of the policy is told to newsletter subscribers (the notice tells everyone else)."""
         if not event.material or event.version == 1:
             return
-        body = f"{event.summary}\n\nThe new version takes effect on {event.effective_at:%Y-%m-%d}."
-        await self._queue_newsletter(conn, f"policy-{event.policy_id}-v{event.version}",
-                                     f"Our privacy policy changes: {event.title}", body)
+        await self._queue_newsletter(conn, f"policy-{event.policy_id}-v{event.version}", {
+            "mail": "policy_change", "title": event.title, "summary": event.summary, "version": event.version,
+            "effective_at": event.effective_at.isoformat()})
         self.work_arrived.set()
 
     async def unsubscribe(self, token: str) -> None:
@@ -206,3 +210,14 @@ class MailerHandlers:
                             limit: int | None = None) -> list[asyncpg.Record]:
         async with self._pool.acquire() as conn:
             return await storage.deliveries_of(conn, subject_id, after, limit)
+
+    def templates(self) -> dict[str, tuple[str, ...]]:
+        """Every mail the system sends, with the languages it is written in."""
+        return {mail: self._templates.locales(mail) for mail in SAMPLES}
+
+    def preview(self, mail: str, locale: str) -> Rendered:
+        """A mail as it would go out, with invented values (samples.SAMPLES): the admin console's preview.
+        UnknownTemplate for a mail or language there is no template of."""
+        self._templates.locales(mail)
+        return self._templates.render(mail, locale, {**SAMPLES[mail], "sender_name": messages.sender_name(
+            self._settings.mail_from)})

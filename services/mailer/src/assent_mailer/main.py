@@ -8,12 +8,15 @@ from assent_mailer.channels import Smtp, Webhooks
 from assent_mailer.dispatcher import Dispatcher
 from assent_mailer.domain import LEGACY_KEY_ID, SuppressionKeys
 from assent_mailer.handlers import MailerHandlers
+from assent_mailer.mails import MailWriter
+from assent_mailer.templating import Templates
+from assent_mailer.transactional import TransactionalMail
 from assent_mailer.metrics import MailerMetrics
 from assent_mailer.settings import MailerSettings
 from assent_shared import topics
 from assent_shared.bootstrap import Runtime, ServiceDefinition, create_app as create_service_app
 from assent_shared.migrate import MigrationSet
-from assent_shared.personal import KeyOwnerClient, PersonalFields
+from assent_shared.personal import KeyOwner, KeyOwnerClient, PersonalFields
 
 
 async def _suppression_keys(runtime: Runtime) -> SuppressionKeys:
@@ -31,20 +34,27 @@ async def _suppression_keys(runtime: Runtime) -> SuppressionKeys:
     return keys
 
 
-def create_app(settings: MailerSettings | None = None) -> FastAPI:
+def create_app(settings: MailerSettings | None = None, key_owner: KeyOwner | None = None) -> FastAPI:
+    """`key_owner` replaces identity's key owner (tests); by default its internal API is used."""
     settings = settings or MailerSettings()
 
     async def wire(runtime: Runtime) -> MailerHandlers:
-        owner = KeyOwnerClient.from_settings(settings)
-        runtime.on_stop(owner.aclose)
-        service = MailerHandlers(runtime.pool, settings, PersonalFields(owner), await _suppression_keys(runtime))
+        owner = key_owner
+        if owner is None:
+            client = KeyOwnerClient.from_settings(settings)
+            runtime.on_stop(client.aclose)
+            owner = client
+        personal, templates = PersonalFields(owner), Templates()
+        service = MailerHandlers(runtime.pool, settings, personal, await _suppression_keys(runtime), templates)
         runtime.spawn(lambda: service.prune_suppressions(every_seconds=3600), "suppression-pruning")
-        subscribers.register(runtime, service)
+        subscribers.register(runtime, service, TransactionalMail(service))
+        mails = MailWriter(settings, templates, personal, service.is_suppressed)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         metrics = MailerMetrics(runtime.metrics.registry)
         smtp = Smtp(settings)
         runtime.on_stop(smtp.close)
-        dispatcher = Dispatcher(runtime.pool, settings, service, smtp, Webhooks(client), runtime.tracer, metrics)
+        dispatcher = Dispatcher(runtime.pool, settings, service, smtp, Webhooks(client), runtime.tracer, metrics,
+                                mails)
         runtime.spawn(dispatcher.run, "dispatcher")
         runtime.spawn(lambda: metrics.observe(runtime.pool), "mailer-metrics")
         runtime.on_stop(client.aclose)
@@ -54,7 +64,8 @@ def create_app(settings: MailerSettings | None = None) -> FastAPI:
         settings=settings,
         title="Assent mailer",
         migrations=MigrationSet.of_package("mailer", "assent_mailer.migrations"),
-        topics=(topics.DELIVERIES, topics.PROCESSORS, topics.USERS, topics.CONSENTS, topics.POLICIES),
+        topics=(topics.DELIVERIES, topics.PROCESSORS, topics.USERS, topics.CONSENTS, topics.POLICIES,
+                topics.INQUIRIES, topics.ORDERS),
         routers=(api.router,),
         wire=wire,
     ))

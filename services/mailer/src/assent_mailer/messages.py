@@ -1,14 +1,16 @@
-"""The emails the mailer writes, including RFC 8058 one-click unsubscribe for the newsletter."""
+"""The emails the mailer writes: headers (threading, RFC 8058 one-click unsubscribe) around rendered templates."""
 
 import base64
 import hashlib
 import hmac
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from uuid import UUID
 
+from assent_mailer.templating import Rendered
 
 _MAC_BYTES = 16
+MAIL_DOMAIN = "assent.example"
 VERIFY_EMAIL = "verify_email"
 PASSWORD_RESET = "password_reset"
 # The identity event that asks for each mail with a link, and the delivery kind it becomes.
@@ -43,53 +45,45 @@ def read_unsubscribe_token(secret: str, token: str) -> tuple[UUID, str]:
         raise BadToken("malformed") from exc
 
 
-def _base(sender: str, to: str, subject: str, delivery_id: UUID) -> EmailMessage:
+def sender_name(mail_from: str) -> str:
+    """The display name of the From address, as the mails sign with it."""
+    return parseaddr(mail_from)[0] or mail_from
+
+
+def thread_root(inquiry_id: UUID) -> str:
+    """The stable Message-ID of an inquiry's thread: the inquiry itself was never a mail, its replies refer to it."""
+    return f"<inquiry-{inquiry_id}@{MAIL_DOMAIN}>"
+
+
+def reply_id(message_id: UUID) -> str:
+    return f"<reply-{message_id}@{MAIL_DOMAIN}>"
+
+
+def thread_headers(inquiry_id: UUID, message_id: UUID, earlier_replies: tuple[UUID, ...]) -> dict[str, str]:
+    """RFC 5322 threading: the reply answers the newest earlier reply (or the inquiry), and names them all."""
+    chain = [thread_root(inquiry_id), *map(reply_id, earlier_replies)]
+    return {"Message-ID": reply_id(message_id), "In-Reply-To": chain[-1], "References": " ".join(chain)}
+
+
+def unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """RFC 8058: mail clients POST `unsubscribe_url`; a person clicking the visible link gets the Site's
+    page, which asks before it unsubscribes (a GET must change nothing)."""
+    return {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def compose(sender: str, to: str, delivery_id: UUID, rendered: Rendered,
+            headers: dict[str, str] | None = None) -> EmailMessage:
+    """The mail: a text and an HTML part (multipart/alternative, text first, as clients prefer the last)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = rendered.subject
     # The delivery id in Message-ID lets a relay or a reader spot a repeat after a crash.
-    message["Message-ID"] = make_msgid(idstring=str(delivery_id), domain="assent.example")
+    message["Message-ID"] = make_msgid(idstring=str(delivery_id), domain=MAIL_DOMAIN)
     message["X-Assent-Delivery-Id"] = str(delivery_id)
-    return message
-
-
-def welcome(sender: str, to: str, delivery_id: UUID, my_data_url: str) -> EmailMessage:
-    message = _base(sender, to, "Welcome to the Assent demo site", delivery_id)
-    message.set_content(
-        "Welcome!\n\nYour account is ready. On your \"My data\" page you can read and change every consent "
-        "you gave us, download all we hold about you, or erase your account at any time:\n\n"
-        f"{my_data_url}\n"
-    )
-    return message
-
-
-def verify_email(sender: str, to: str, delivery_id: UUID, link: str) -> EmailMessage:
-    message = _base(sender, to, "Confirm your email address", delivery_id)
-    message.set_content(
-        "Please confirm that this is your email address by opening this link:\n\n"
-        f"{link}\n\nIt works once, for a few days. If you did not sign up, ignore this mail: "
-        "without confirmation we send you no newsletter.\n"
-    )
-    return message
-
-
-def password_reset(sender: str, to: str, delivery_id: UUID, link: str) -> EmailMessage:
-    message = _base(sender, to, "Reset your password", delivery_id)
-    message.set_content(
-        "Someone asked to reset the password of your account. To choose a new one, open this link:\n\n"
-        f"{link}\n\nIt works once, within an hour, and signs you out everywhere. If you did not ask, "
-        "ignore this mail: your password stays as it is.\n"
-    )
-    return message
-
-
-def newsletter(sender: str, to: str, delivery_id: UUID, title: str, body: str, unsubscribe_url: str,
-               landing_url: str) -> EmailMessage:
-    """`unsubscribe_url` takes the RFC 8058 one-click POST of mail clients; a person clicking the visible
-    link gets `landing_url`, the Site's page that asks before it unsubscribes (a GET must change nothing)."""
-    message = _base(sender, to, title, delivery_id)
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(f"{body}\n\nUnsubscribe: {landing_url}\n")
+    for name, value in (headers or {}).items():
+        del message[name]
+        message[name] = value
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
     return message

@@ -18,15 +18,29 @@ async def lock_subject(conn: asyncpg.Connection, subject_id: UUID) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(subject_id))
 
 
-async def upsert_contact(conn: asyncpg.Connection, subject_id: UUID, email: str) -> bool:
-    """False when the subject was erased: a redelivered registration must not bring them back."""
+async def upsert_contact(conn: asyncpg.Connection, subject_id: UUID, email: str, locale: str | None = None) -> bool:
+    """False when the subject was erased: a redelivered registration must not bring them back.
+    A change of address without a language keeps the language known."""
     status = await conn.execute(
-        """INSERT INTO contacts (subject_id, email) VALUES ($1, $2)
-           ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email, updated_at = now()
+        """INSERT INTO contacts (subject_id, email, locale) VALUES ($1, $2, $3)
+           ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email,
+               locale = coalesce(EXCLUDED.locale, contacts.locale), updated_at = now()
            WHERE contacts.erased_at IS NULL""",
-        subject_id, email,
+        subject_id, email, locale,
     )
     return status.endswith(" 1")
+
+
+async def locale_of(conn: asyncpg.Connection, subject_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT locale FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
+
+
+async def contact_status(conn: asyncpg.Connection, subject_id: UUID) -> str | None:
+    """'known', 'erased', or None for a subject the mailer never heard of."""
+    return await conn.fetchval(
+        "SELECT CASE WHEN erased_at IS NULL THEN 'known' ELSE 'erased' END FROM contacts WHERE subject_id = $1",
+        subject_id,
+    )
 
 
 async def email_of(conn: asyncpg.Connection, subject_id: UUID) -> str | None:
@@ -153,6 +167,12 @@ async def forget_content(conn: asyncpg.Connection, delivery_id: UUID) -> None:
     await conn.execute("UPDATE deliveries SET content = NULL WHERE delivery_id = $1", delivery_id)
 
 
+async def forget_contents(conn: asyncpg.Connection, subject_id: UUID) -> None:
+    """Erasure: what a subject's deliveries carried (sealed replies, tokens) goes with them."""
+    await conn.execute("UPDATE deliveries SET content = NULL WHERE subject_id = $1 AND content IS NOT NULL",
+                       subject_id)
+
+
 async def mark_status(conn: asyncpg.Connection, delivery_id: UUID, status: str) -> None:
     await conn.execute("UPDATE deliveries SET status = $2 WHERE delivery_id = $1", delivery_id, status)
 
@@ -203,7 +223,7 @@ async def withdraw_locally(conn: asyncpg.Connection, subject_id: UUID, purpose: 
 async def erase_contact(conn: asyncpg.Connection, subject_id: UUID) -> None:
     await conn.execute(
         """INSERT INTO contacts (subject_id, email, erased_at) VALUES ($1, NULL, now())
-           ON CONFLICT (subject_id) DO UPDATE SET email = NULL, erased_at = now(), updated_at = now()""",
+           ON CONFLICT (subject_id) DO UPDATE SET email = NULL, locale = NULL, erased_at = now(), updated_at = now()""",
         subject_id,
     )
 
