@@ -31,7 +31,7 @@ def measure(factory: str, seconds: float, work: Path) -> float:
     log = work / "uvicorn.log"
     process = services.start_service(services.ServiceSpec("empty", port, factory), port, {}, log)
     try:
-        services.wait_ready(f"http://127.0.0.1:{port}", process, 60, log)
+        services.wait_ready(f"http://127.0.0.1:{port}", process, log)
         spec = {"kind": "empty", "targets": [f"http://127.0.0.1:{port}"], "concurrency": 32, "seconds": seconds,
                 "out": str(work / "out.json")}
         (work / "spec.json").write_text(json.dumps(spec))

@@ -114,7 +114,7 @@ class Stack:
 
     def _wait(self, name: str, index: int) -> None:
         log = self.state / "logs" / f"{name}-{index}.log"
-        services.wait_ready(self.urls[name][index], self.processes[name][index], 120, log)
+        services.wait_ready(self.urls[name][index], self.processes[name][index], log)
 
     def stop_services(self) -> None:
         services.stop_all([p for ps in self.processes.values() for p in ps])

@@ -84,7 +84,7 @@ class ChaosStack(Stack):
         log = self.state / "logs" / f"{name}-{index}.{self.restarts[name]}.log"
         process = services.start_service(spec, int(url.rsplit(":", 1)[1]), self.envs[name], log)
         self.processes[name][index] = process
-        services.wait_ready(url, process, 120, log)
+        services.wait_ready(url, process, log)
 
     def database(self, name: str) -> str:
         return self.envs[name]["DATABASE_URL"]

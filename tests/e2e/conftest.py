@@ -49,7 +49,7 @@ class System:
         log = self.logs / f"{name}.log"
         process = services.start_service(spec, port, {**self.envs[name], **overrides}, log)
         self.processes[name] = process
-        services.wait_ready(self.urls[name], process, 90, log)
+        services.wait_ready(self.urls[name], process, log)
 
     async def register(self, email: str, password: str = "correct horse battery",
                        verify: bool = True) -> tuple[str, dict[str, str]]:
@@ -142,7 +142,7 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
             system.processes[spec.name] = services.start_service(
                 spec, port, system.envs[spec.name], system.logs / f"{spec.name}.log")
         for spec in services.SERVICES:
-            services.wait_ready(system.urls[spec.name], system.processes[spec.name], 120,
+            services.wait_ready(system.urls[spec.name], system.processes[spec.name],
                                 system.logs / f"{spec.name}.log")
         system.envs["site"] = {
             **common, **services.site_env({s.name: system.urls[s.name] for s in services.SERVICES},

@@ -106,13 +106,13 @@ def main() -> int:
             log = state / "logs" / f"{spec.name}.log"
             processes.append((spec, services.start_service(spec, spec.port, env, log), log))
         for spec, process, log in processes:
-            services.wait_ready(f"http://127.0.0.1:{spec.port}", process, 120, log)
+            services.wait_ready(f"http://127.0.0.1:{spec.port}", process, log)
         urls = {spec.name: f"http://127.0.0.1:{spec.port}" for spec in services.SERVICES}
         site_env = {**common, **services.site_env(urls, site_url), "ASSENT_SESSION_SECRET": _secret(state, "site-session"),
                     "ASSENT_SITE_ADMIN_PASSWORD_HASH": _console_password_hash(state)}
         log = state / "logs" / "site.log"
         processes.append((services.SITE, services.start_service(services.SITE, services.SITE.port, site_env, log), log))
-        services.wait_ready(site_url, processes[-1][1], 60, log)
+        services.wait_ready(site_url, processes[-1][1], log)
         _print_banner(kafka, admin_url, mail, token, state)
         while all(p.poll() is None for _, p, _ in processes):
             time.sleep(1)

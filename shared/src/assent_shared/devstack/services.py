@@ -62,7 +62,13 @@ def start_service(spec: ServiceSpec, port: int, env: dict[str, str], log_path: P
     )
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float, log_path: Path) -> None:
+# A service starts in a few seconds on an idle machine; on a shared 2-core machine under heavy
+# load an interpreter start, migrations and the consumer-group join took close to two minutes.
+READY_TIMEOUT = 600.0
+
+
+def wait_ready(url: str, process: subprocess.Popen, log_path: Path,
+               timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
