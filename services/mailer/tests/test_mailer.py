@@ -356,6 +356,42 @@ async def test_deliveries_come_a_page_at_a_time(mailer, infra, sink):
     assert forged.status_code == 422 and forged.json()["title"] == "Invalid cursor"
 
 
+async def test_a_processors_deliveries_come_newest_first_a_page_at_a_time(mailer, infra, processor):
+    pid, other = unique("proc-"), unique("proc-")
+    await add_processor(mailer, processor, pid)
+    await add_processor(mailer, processor, other)
+    first, second, elsewhere = uuid4(), uuid4(), uuid4()
+    for user in (first, second, elsewhere):
+        await register(infra, mailer, user, f"{unique()}@example.com")
+    await consent(infra, mailer, first, "surveys", pid, True, 1)
+    await eventually(lambda: len(processor.accepted) == 1)
+    await consent(infra, mailer, second, "surveys", pid, True, 1)
+    await consent(infra, mailer, elsewhere, "surveys", other, True, 1)
+    await eventually(lambda: len(processor.accepted) == 3)
+    path = f"/v1/admin/processors/{pid}/deliveries"
+
+    async def both():
+        rows = (await mailer.get(path, headers=mailer.admin)).json()
+        return rows if len(rows) == 2 else None
+
+    everything = await eventually(both)
+    assert {r["recipient"] for r in everything} == {pid} and {r["kind"] for r in everything} == {"subject.shared"}
+    assert everything[0]["created_at"] >= everything[1]["created_at"], "newest first"
+    page = await mailer.get(path, headers=mailer.admin, params={"limit": 1})
+    assert [r["delivery_id"] for r in page.json()] == [everything[0]["delivery_id"]]
+    rest = await mailer.get(path, headers=mailer.admin, params={"limit": 1, "cursor": page.headers["x-next-cursor"]})
+    assert [r["delivery_id"] for r in rest.json()] == [everything[1]["delivery_id"]]
+    assert "x-next-cursor" not in rest.headers
+    assert (await mailer.get(path)).status_code == 401
+
+    listed = await mailer.get("/v1/admin/processors", headers=mailer.admin, params={"limit": 500})
+    mine = [p for p in listed.json() if p["processor_id"] in (pid, other)]
+    assert [p["processor_id"] for p in mine] == sorted([pid, other])
+    assert mine[0]["endpoint_url"] == processor.url and "signing_secret" not in mine[0]
+    one = await mailer.get("/v1/admin/processors", headers=mailer.admin, params={"limit": 1})
+    assert len(one.json()) == 1 and one.headers["x-next-cursor"]
+
+
 async def test_webhooks_must_use_https_where_plain_http_is_not_allowed(infra, new_database, sink):
     settings = MailerSettings(**base_settings(infra, await new_database("mailer"), unique("mt-") + ".",
                                               smtp_port=sink.port, http_webhooks=False))

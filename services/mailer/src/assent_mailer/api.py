@@ -86,6 +86,37 @@ async def list_deliveries(subject_id: UUID, request: Request, response: Response
     return [DeliveryOut(**{k: r[k] for k in DeliveryOut.model_fields}) for r in shown]
 
 
+class ProcessorOut(BaseModel):
+    processor_id: str
+    name: str
+    endpoint_url: str
+    purposes: list[str]
+    updated_at: datetime
+
+
+@router.get("/v1/admin/processors", response_model=list[ProcessorOut], dependencies=[Depends(admin)])
+async def list_processors(request: Request, response: Response, requested: pages.Page = Depends(pages.page),
+                          service: MailerHandlers = Depends(handlers)) -> list[ProcessorOut]:
+    """Every registered processor by id, a page at a time; its signing secret never leaves the mailer."""
+    after = requested.position(str)
+    rows = await service.processors_page(after[0] if after else None, requested.fetch_limit())
+    shown = pages.respond(request, response, rows, requested, key=lambda r: [r["processor_id"]])
+    return [ProcessorOut(**dict(r)) for r in shown]
+
+
+@router.get("/v1/admin/processors/{processor_id}/deliveries", response_model=list[DeliveryOut],
+            dependencies=[Depends(admin)])
+async def list_processor_deliveries(processor_id: ProcessorId, request: Request, response: Response,
+                                    requested: pages.Page = Depends(pages.page),
+                                    service: MailerHandlers = Depends(handlers)) -> list[DeliveryOut]:
+    """The webhook deliveries to one processor, newest first, each with the consent event that allowed it."""
+    rows = await service.deliveries_to(processor_id, requested.position(datetime.fromisoformat, UUID),
+                                       requested.fetch_limit())
+    shown = pages.respond(request, response, rows, requested,
+                          key=lambda r: [r["created_at"].isoformat(), str(r["delivery_id"])])
+    return [DeliveryOut(**{k: r[k] for k in DeliveryOut.model_fields}) for r in shown]
+
+
 @router.post("/v1/newsletters", status_code=202, dependencies=[Depends(admin)])
 async def send_newsletter(body: NewsletterIn, service: MailerHandlers = Depends(handlers)) -> dict:
     return {"issue_id": body.issue_id, "queued": await service.send_newsletter(body.issue_id, body.title, body.body)}

@@ -211,6 +211,15 @@ class MailerHandlers:
         async with self._pool.acquire() as conn:
             return await storage.deliveries_of(conn, subject_id, after, limit)
 
+    async def processors_page(self, after: str | None, limit: int) -> list[asyncpg.Record]:
+        async with self._pool.acquire() as conn:
+            return await storage.processor_page(conn, after, limit)
+
+    async def deliveries_to(self, processor_id: str, before: tuple[datetime, UUID] | None,
+                            limit: int) -> list[asyncpg.Record]:
+        async with self._pool.acquire() as conn:
+            return await storage.deliveries_to(conn, processor_id, before, limit)
+
     def templates(self) -> dict[str, tuple[str, ...]]:
         """Every mail the system sends, with the languages it is written in."""
         return {mail: self._templates.locales(mail) for mail in SAMPLES}

@@ -203,6 +203,27 @@ async def deliveries_of(conn: asyncpg.Connection, subject_id: UUID, after: tuple
     )
 
 
+async def processor_page(conn: asyncpg.Connection, after: str | None, limit: int) -> list[asyncpg.Record]:
+    """Processors by id, from after `after`; never their signing secret."""
+    return await conn.fetch(
+        """SELECT processor_id, name, endpoint_url, purposes, updated_at FROM processors
+           WHERE $1::text IS NULL OR processor_id > $1 ORDER BY processor_id LIMIT $2""",
+        after, limit,
+    )
+
+
+async def deliveries_to(conn: asyncpg.Connection, processor_id: str, before: tuple[datetime, UUID] | None,
+                        limit: int) -> list[asyncpg.Record]:
+    """A processor's webhook deliveries in (created_at, delivery_id) order, newest first, from before `before`."""
+    since, last_id = before or (None, None)
+    return await conn.fetch(
+        f"""SELECT {_DELIVERY} FROM deliveries WHERE channel = 'webhook' AND recipient = $1
+            AND ($2::timestamptz IS NULL OR (created_at, delivery_id) < ($2, $3::uuid))
+            ORDER BY created_at DESC, delivery_id DESC LIMIT $4""",
+        processor_id, since, last_id, limit,
+    )
+
+
 async def newsletter_audience(conn: asyncpg.Connection) -> list[UUID]:
     rows = await conn.fetch(
         """SELECT v.subject_id FROM consent_view v JOIN contacts c USING (subject_id)
