@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e  # starts the five services; `make test-unit` leaves it out
+pytestmark = pytest.mark.e2e  # starts the five services
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("run", "machine", "versions", "settings", "idle_cores", "ceilings", "telemetry", "flows", "api", "replicas",

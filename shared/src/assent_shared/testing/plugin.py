@@ -12,6 +12,20 @@ from assent_shared.devstack.postgres_server import ensure_database
 from assent_shared.testing.helpers import unique
 from assent_shared.testing.infra import Infra, start_infra
 
+SERVERS = "infra"
+"""The fixture that starts Kafka and PostgreSQL: a test that needs it, directly or through another fixture,
+is an integration test; every other test is in the unit lane (`make test-unit`: no JVM, no database, no network)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: needs the run's real Kafka and PostgreSQL (set automatically)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVERS in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
