@@ -113,3 +113,29 @@ async def _confirmed(status, service):
 async def _complete(status):
     body = await status()
     return body if body["complete"] else None
+
+
+async def test_the_admin_lists_erasures_newest_first_with_their_confirmations(identity, signup, infra):
+    users = []
+    for _ in range(3):
+        created, _, session = await signup()
+        assert (await identity.delete("/v1/users/me", headers=bearer(session["access_token"]))).status_code == 202
+        users.append(created["id"])
+    await publish(infra.kafka_bootstrap, identity.prefix + ERASURE_TOPICS["consent"].name,
+                  ErasureConfirmed(user_id=UUID(users[0]), service="consent", confirmed_at=datetime.now(UTC)))
+
+    async def consent_confirmed():
+        listed = (await identity.get("/v1/admin/erasures", headers=identity.admin)).json()
+        oldest = [e for e in listed if e["user_id"] == users[0]]
+        return listed if oldest and "consent" in oldest[0]["confirmed"] else None
+
+    listed = await eventually(consent_confirmed)
+    assert [e["user_id"] for e in listed] == users[::-1], "newest first"
+    assert sorted(listed[-1]["confirmed"]) == ["consent", "identity"] and listed[-1]["complete"] is False
+    assert "consent" in listed[0]["waiting_for"] and list(listed[0]["confirmed"]) == ["identity"]
+    first = await identity.get("/v1/admin/erasures", headers=identity.admin, params={"limit": 2})
+    assert [e["user_id"] for e in first.json()] == users[:0:-1]
+    rest = await identity.get("/v1/admin/erasures", headers=identity.admin,
+                              params={"limit": 2, "cursor": first.headers["x-next-cursor"]})
+    assert [e["user_id"] for e in rest.json()] == users[:1] and "x-next-cursor" not in rest.headers
+    assert (await identity.get("/v1/admin/erasures")).status_code == 401

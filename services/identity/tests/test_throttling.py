@@ -145,3 +145,41 @@ def test_production_refuses_a_declared_proxy_without_its_networks():
     with pytest.raises(ValueError, match="ASSENT_THROTTLE_KEY_SECRET"):
         IdentitySettings(**{**production, "throttle_key_secret": IdentitySettings.model_fields[
             "throttle_key_secret"].default})
+
+
+async def test_console_sign_ins_lock_a_client_out_after_five_and_a_success_lifts_it(identity_behind):
+    _, app = await identity_behind([])()
+    admin = {"Authorization": "Bearer test-admin-token-" + "x" * 32}
+    account = unique("console-")
+    guesser = {"account": account, "client": "203.0.113.7"}
+    async with app as client:
+        assert (await client.post("/v1/admin/console-attempts", json=guesser)).status_code == 401
+        for _ in range(domain.CONSOLE_CLIENT_LOCKOUT.free):
+            assert (await client.post("/v1/admin/console-attempts", json=guesser, headers=admin)).status_code == 204
+        locked = await client.post("/v1/admin/console-attempts", json=guesser, headers=admin)
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 800
+        # Parallel Site replicas share the count: the client stays locked whichever replica asks.
+        assert (await client.post("/v1/admin/console-attempts", json=guesser, headers=admin)).status_code == 429
+
+        owner = {"account": account, "client": "198.51.100.9"}
+        assert (await client.post("/v1/admin/console-attempts", json=owner, headers=admin)).status_code == 204
+        assert (await client.post("/v1/admin/console-attempts/succeeded", json=owner, headers=admin)).status_code == 204
+        for _ in range(domain.CONSOLE_CLIENT_LOCKOUT.free * 2):  # the account's failures went with the success
+            assert (await client.post("/v1/admin/console-attempts", json=owner, headers=admin)).status_code == 204
+            assert (await client.post("/v1/admin/console-attempts/succeeded", json=owner,
+                                      headers=admin)).status_code == 204
+
+
+async def test_a_console_account_locks_after_its_bound_from_every_client_together(identity_behind):
+    _, app = await identity_behind([])()
+    admin = {"Authorization": "Bearer test-admin-token-" + "x" * 32}
+    account = unique("console-")
+    async with app as client:
+        for n in range(domain.CONSOLE_ACCOUNT_LOCKOUT.free):
+            attempt = {"account": account, "client": f"192.0.2.{n + 1}"}
+            assert (await client.post("/v1/admin/console-attempts", json=attempt, headers=admin)).status_code == 204
+        fresh = {"account": account, "client": "198.51.100.200"}
+        locked = await client.post("/v1/admin/console-attempts", json=fresh, headers=admin)
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) <= domain.CONSOLE_ACCOUNT_LOCKOUT.lock
+        other = {"account": unique("console-"), "client": "198.51.100.200"}
+        assert (await client.post("/v1/admin/console-attempts", json=other, headers=admin)).status_code == 204

@@ -12,6 +12,7 @@ from assent_identity.export import Exporter
 from assent_identity.handlers import IdentityHandlers, InvalidCredentials, SessionEnded, Throttled
 from assent_identity.links import TooManyMails
 from assent_identity.storage import EmailTaken
+from assent_shared import pages
 from assent_shared.auth import bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
@@ -219,6 +220,56 @@ async def admin_find_user(email: Annotated[str, Query(max_length=320)], request:
     if user is None:
         raise Problem(404, "No such user")
     return _user_out(user)
+
+
+class ErasureOut(BaseModel):
+    user_id: UUID
+    requested_at: datetime
+    confirmed: dict[str, datetime] = Field(description="Each service that confirmed, and when.")
+    key_caches_expire_at: datetime
+    waiting_for: list[str]
+    complete: bool
+
+
+@router.get("/v1/admin/erasures", response_model=list[ErasureOut])
+async def admin_list_erasures(request: Request, response: Response, requested: pages.Page = Depends(pages.page),
+                              rt: Runtime = Depends(runtime),
+                              service: IdentityHandlers = Depends(handlers)) -> list[ErasureOut]:
+    """Every erasure request, newest first, with what each service confirmed."""
+    require_admin(request, rt.settings.admin_token)
+    rows = await service.list_erasures(requested.position(datetime.fromisoformat, UUID), requested.fetch_limit())
+    shown = pages.respond(request, response, rows, requested,
+                          key=lambda r: [r["requested_at"].isoformat(), r["user_id"]])
+    return [ErasureOut(**r) for r in shown]
+
+
+class ConsoleAttemptIn(BaseModel):
+    account: Line = Field(min_length=1, max_length=200, description="The console account's name.")
+    client: str | None = Field(default=None, max_length=64, description="The client's address as the caller saw it.")
+
+
+@router.post("/v1/admin/console-attempts", status_code=204,
+             responses={429: {"description": "Locked out; Retry-After says for how long"}})
+async def reserve_console_attempt(body: ConsoleAttemptIn, request: Request, rt: Runtime = Depends(runtime),
+                                  service: IdentityHandlers = Depends(handlers)) -> Response:
+    """The Site asks before it checks the console's password: the attempt is counted (a failure until
+    `.../succeeded` says otherwise), per account and per client, in identity's database, so every Site
+    replica shares the count."""
+    require_admin(request, rt.settings.admin_token)
+    try:
+        await service.reserve_console_attempt(body.account, body.client)
+    except Throttled as exc:
+        raise Problem(429, "Too many failed sign-ins", "Wait before trying again.",
+                      headers={"Retry-After": str(exc.retry_after)})
+    return Response(status_code=204)
+
+
+@router.post("/v1/admin/console-attempts/succeeded", status_code=204)
+async def release_console_attempt(body: ConsoleAttemptIn, request: Request, rt: Runtime = Depends(runtime),
+                                  service: IdentityHandlers = Depends(handlers)) -> Response:
+    require_admin(request, rt.settings.admin_token)
+    await service.release_console_attempt(body.account, body.client)
+    return Response(status_code=204)
 
 
 @router.post("/v1/admin/users/{user_id}/disable", status_code=204)

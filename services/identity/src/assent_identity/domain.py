@@ -127,3 +127,22 @@ class ThrottleRule:
 # that fails across many accounts is slowed for longer.
 ACCOUNT_THROTTLE = ThrottleRule(free=5, window=900, cap=60)
 CLIENT_THROTTLE = ThrottleRule(free=20, window=900, cap=900)
+
+
+@dataclass(frozen=True)
+class LockoutRule:
+    """`free` attempts within `window` seconds; the last of them locks the key for `lock` seconds
+    (lifted again when that attempt succeeds)."""
+
+    free: int
+    window: int
+    lock: int
+
+    def lock_seconds(self, failures: int) -> int:
+        return self.lock if failures >= self.free else 0
+
+
+# The Site's console has one strong password: a client gets 5 tries per 15 minutes; the account,
+# from every client together, 20 per 15 minutes and then a 5-minute lock-out.
+CONSOLE_CLIENT_LOCKOUT = LockoutRule(free=5, window=900, lock=900)
+CONSOLE_ACCOUNT_LOCKOUT = LockoutRule(free=20, window=900, lock=300)

@@ -96,7 +96,7 @@ class IdentityHandlers:
     async def start_session(self, email: str, password: str, client: str | None) -> IssuedSession:
         normalized = email.strip().lower()
         account_key, client_key = self._account_key(normalized), self._client_key(client)
-        await self._reserve_attempt(account_key, client_key)
+        await self._reserve_attempt((account_key, domain.ACCOUNT_THROTTLE), (client_key, domain.CLIENT_THROTTLE))
         async with self._pool.acquire() as conn:
             found = await storage.credentials_by_email(conn, normalized)
         stored_hash = found[1] if found else self._decoy_hash
@@ -125,11 +125,29 @@ class IdentityHandlers:
         from a list of emails without the throttle secret."""
         return hmac.new(self._settings.throttle_key_secret.encode(), value.encode(), hashlib.sha256).hexdigest()[:32]
 
-    async def _reserve_attempt(self, account_key: str, client_key: str) -> None:
-        """Count the attempt before the (slow) password check, so parallel guesses cannot all pass a
-        lock check that none of them has yet counted against; refuse it while either key is locked."""
+    async def reserve_console_attempt(self, account: str, client: str | None) -> None:
+        """A sign-in to the Site's console, counted here so that every Site replica counts against the same
+        rows; Throttled while the account or the client is locked out."""
+        await self._reserve_attempt((self._console_key(account), domain.CONSOLE_ACCOUNT_LOCKOUT),
+                                    (self._console_client_key(client), domain.CONSOLE_CLIENT_LOCKOUT))
+
+    async def release_console_attempt(self, account: str, client: str | None) -> None:
+        """The console's password was right: the account's failures go, the client's attempt is un-counted."""
         async with self._pool.acquire() as conn, conn.transaction():
-            for key, rule in ((account_key, domain.ACCOUNT_THROTTLE), (client_key, domain.CLIENT_THROTTLE)):
+            await storage.clear_failures(conn, self._console_key(account))
+            await storage.release_attempt(conn, self._console_client_key(client), domain.CONSOLE_CLIENT_LOCKOUT.free)
+
+    def _console_key(self, account: str) -> str:
+        return "console-account:" + self._throttle_hash(account)
+
+    def _console_client_key(self, address: str | None) -> str:
+        return "console-client:" + self._throttle_hash(throttle_network(address))
+
+    async def _reserve_attempt(self, *keys: tuple[str, domain.ThrottleRule | domain.LockoutRule]) -> None:
+        """Count the attempt before the (slow) password check, so parallel guesses cannot all pass a
+        lock check that none of them has yet counted against; refuse it while any key is locked."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            for key, rule in keys:
                 attempts, wait = await storage.reserve_attempt(conn, key, rule.window)
                 if attempts is None:
                     raise Throttled(max(1.0, wait))  # rolls back the reservation of the other key too
@@ -137,7 +155,8 @@ class IdentityHandlers:
                     await storage.lock(conn, key, seconds)
 
     async def prune_throttle_forever(self) -> None:
-        window = max(domain.ACCOUNT_THROTTLE.window, domain.CLIENT_THROTTLE.window)
+        window = max(rule.window for rule in (domain.ACCOUNT_THROTTLE, domain.CLIENT_THROTTLE,
+                                              domain.CONSOLE_ACCOUNT_LOCKOUT, domain.CONSOLE_CLIENT_LOCKOUT))
         while True:
             async with self._pool.acquire() as conn:
                 await storage.prune_login_failures(conn, window)
@@ -276,9 +295,15 @@ class IdentityHandlers:
     async def erasure_status(self, user_id: UUID) -> dict | None:
         async with self._pool.acquire() as conn:
             found = await storage.erasure_status(conn, user_id)
-        if found is None:
-            return None
-        requested_at, confirmations = found
+        return None if found is None else self._erasure(user_id, *found)
+
+    async def list_erasures(self, before: tuple[datetime, UUID] | None, limit: int) -> list[dict]:
+        async with self._pool.acquire() as conn:
+            rows = await storage.erasure_page(conn, before, limit)
+        return [self._erasure(r["user_id"], r["requested_at"], dict(zip(r["services"], r["confirmed_at"], strict=True)))
+                for r in rows]
+
+    def _erasure(self, user_id: UUID, requested_at: datetime, confirmations: dict[str, datetime]) -> dict:
         waiting = sorted(set(ERASURE_CONFIRMERS) - set(confirmations))
         # A key fetched before the erasure may still sit in a service's cache, at most this long.
         caches_expire = requested_at + timedelta(seconds=self._settings.key_cache_seconds)

@@ -242,6 +242,21 @@ async def erasure_status(conn: asyncpg.Connection, user_id: UUID) -> tuple[datet
     return requested, {r["service"]: r["confirmed_at"] for r in rows}
 
 
+async def erasure_page(conn: asyncpg.Connection, before: tuple[datetime, UUID] | None,
+                       limit: int) -> list[asyncpg.Record]:
+    """Erasures newest first by (requested_at, user_id), from before `before`, each with its confirmations."""
+    since, last_id = before or (None, None)
+    return await conn.fetch(
+        """SELECT e.user_id, e.requested_at,
+                  array_remove(array_agg(c.service ORDER BY c.service), NULL) AS services,
+                  array_remove(array_agg(c.confirmed_at ORDER BY c.service), NULL) AS confirmed_at
+           FROM erasures e LEFT JOIN erasure_confirmations c USING (user_id)
+           WHERE $1::timestamptz IS NULL OR (e.requested_at, e.user_id) < ($1, $2::uuid)
+           GROUP BY e.user_id, e.requested_at ORDER BY e.requested_at DESC, e.user_id DESC LIMIT $3""",
+        since, last_id, limit,
+    )
+
+
 async def data_key(conn: asyncpg.Connection, subject_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT key_id, wrapped_key, owner_service FROM data_keys WHERE subject_id = $1",
                                subject_id)
