@@ -4,17 +4,22 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from argon2 import PasswordHasher
+
+from assent_shared.cloudevents import EventMeta
 
 from assent_shared.devstack import services
 from assent_shared.devstack.smtp_sink import SmtpSink
-from assent_shared.testing.helpers import free_port, unique
+from assent_shared.testing.helpers import eventually, free_port, unique
+from assent_shared.testing.topics import read_topic
 
 ADMIN_TOKEN = "e2e-admin-token-" + "x" * 32
 CONSOLE_PASSWORD = "e2e-console-password"
@@ -66,8 +71,6 @@ class System:
 
     async def mailed_token(self, email: str, page: str, count: int = 1) -> str:
         """The token of the newest link to the Site's `/<page>?token=` mailed to `email`, once `count` have come."""
-        from assent_shared.testing.helpers import eventually
-
         pattern = re.compile(rf"/{page}\?token=([A-Za-z0-9_.-]+)")
 
         def tokens() -> list[str] | None:
@@ -180,6 +183,28 @@ async def acceptances(policy: httpx.AsyncClient, user_id: str, headers: dict[str
     """The user's policy acceptances, or None while policy does not answer 200."""
     response = await policy.get(f"/v1/users/{user_id}/acceptances", headers=headers)
     return response.json() if response.status_code == 200 else None
+
+
+async def consumed(system: System, service: str, topic: str, match: Callable[[EventMeta], bool]) -> None:
+    """Wait until a record on `topic` matches and `service`'s consumer group has committed past the last
+    one that does: by then the service has applied it and everything before it on its partition, so
+    a check that something did *not* happen looks at a settled state (offsets commit after the inbox)."""
+    async def last_match() -> ConsumerRecord | None:
+        records = await read_topic(system.kafka, system.topic(topic))
+        return next((r for m, r in reversed(records) if match(m)), None)
+
+    record = await eventually(last_match, timeout=30)
+    partition = TopicPartition(record.topic, record.partition)
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka)
+    await admin.start()
+    try:
+        async def committed_past() -> bool:
+            offsets = await admin.list_consumer_group_offsets(f"assent-{service}", partitions=[partition])
+            return partition in offsets and offsets[partition].offset > record.offset
+
+        await eventually(committed_past, timeout=30)
+    finally:
+        await admin.close()
 
 
 async def applied(system: System, service: str, event_id: str) -> bool:

@@ -4,6 +4,7 @@ import pytest
 
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.receiver import ProcessorReceiver
+from tests.e2e.conftest import consumed
 
 
 @pytest.fixture
@@ -55,6 +56,9 @@ async def test_grant_shares_signed_revoke_tells_and_the_ungranted_get_nothing(sy
     await eventually(lambda: len(processor.accepted) == 2)
     assert processor.accepted[1]["event"] == "subject.revoked"
     assert processor.accepted[1]["consent_event_id"] == revoke["event_id"]
+    # The bystander's own records are the markers: once the mailer has read past them, a share would be out.
+    await consumed(system, "mailer", "identity.users.v1", lambda m: m.subject == bystander and m.type == "EmailVerified")
+    await consumed(system, "mailer", "consent.consents.v1", lambda m: m.subject == bystander)
     assert {a["subject_id"] for a in processor.attempts} == {granter}
     assert not [d for d in await deliveries(system, bystander) if d["recipient"] == processor_id]
 

@@ -5,7 +5,7 @@ import json
 from assent_shared.devstack import services
 from assent_shared.testing.helpers import eventually, unique
 from assent_shared.testing.topics import read_topic
-from tests.e2e.conftest import applied
+from tests.e2e.conftest import applied, consumed
 
 
 async def test_registration_grants_newsletter_once_the_address_is_verified(system):
@@ -24,6 +24,8 @@ async def test_registration_grants_newsletter_once_the_address_is_verified(syste
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         assert (await identity.get("/v1/users/me", headers=headers)).json()["email_verified"] is False
         # Until the address is proven, the signup's opt-in grants nothing: anyone can type a stranger's address.
+        await consumed(system, "consent", "identity.users.v1",
+                       lambda m: m.subject == user_id and m.type == "UserRegisteredV2")
         assert (await consent.get(f"/v1/subjects/{user_id}/consents", headers=headers)).json() == []
 
         assert (await identity.post("/v1/email-verifications/confirm", json={"token": token})).status_code == 204
