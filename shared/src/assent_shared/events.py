@@ -305,7 +305,7 @@ class DeliveryCancelled(_DeliveryEvent):
 
 
 class DeliveryFailed(_DeliveryEvent):
-    """A delivery failed as many times as the mailer allows (ASSENT_MAX_ATTEMPTS); it is not retried again."""
+    """A delivery failed as many times as the mailer allows (ASSENT_MAX_DELIVERY_ATTEMPTS); it is not retried again."""
 
     attempts: int = Field(ge=1, description="How many attempts were made.")
     reason: str = Field(description="Kind of the last failure, e.g. `SMTP 451`; never personal data.")

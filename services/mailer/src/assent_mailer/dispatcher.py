@@ -24,6 +24,7 @@ from assent_shared.inbox import TRANSIENT
 from assent_shared.events import (
     DeliveryAttemptFailed, EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent,
 )
+from assent_shared.events import DeliveryFailed as DeliveryGaveUp
 from assent_shared.tracing import context_of, current_traceparent
 
 log = structlog.get_logger(__name__)
@@ -155,11 +156,11 @@ class Dispatcher:
         return "sent"
 
     async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: str | Exception) -> None:
+        attempt = row["attempts"] + 1
         if isinstance(outcome, Unsendable):
-            await storage.mark_failed(conn, row["delivery_id"], str(outcome))
-            await outbox.enqueue(conn, DeliveryAttemptFailed(
-                **delivery_fields(row), attempt=row["attempts"] + 1, reason=str(outcome),
-            ))
+            await outbox.enqueue(conn, DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
+                                                             reason=str(outcome)))
+            await self._give_up(conn, row, attempt, str(outcome))
             return
         if isinstance(outcome, Bounced):
             await self._handlers.suppress_address(conn, outcome.email, "hard bounce")
@@ -167,15 +168,16 @@ class Dispatcher:
             await outbox.enqueue(conn, EmailBounced(**delivery_fields(row)))
             return
         if isinstance(outcome, Exception):
-            delay = domain.retry_delay(row["attempts"] + 1, self._settings.retry_base_seconds,
-                                       self._settings.retry_max_seconds)
+            if domain.gives_up(attempt, self._settings.max_delivery_attempts):
+                await self._give_up(conn, row, attempt, str(outcome))
+                return
+            delay = domain.retry_delay(attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds)
             await storage.schedule_retry(conn, row["delivery_id"], datetime.now(UTC) + timedelta(seconds=delay),
                                          str(outcome))
-            await outbox.enqueue(conn, DeliveryAttemptFailed(
-                **delivery_fields(row), attempt=row["attempts"] + 1, reason=str(outcome),
-            ))
+            await outbox.enqueue(conn, DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
+                                                             reason=str(outcome)))
             log.info("delivery failed; will retry", delivery_id=str(row["delivery_id"]), kind=row["kind"],
-                     attempt=row["attempts"] + 1, error=str(outcome))
+                     attempt=attempt, error=str(outcome))
             return
         if row["kind"] in FORGET_AFTER_SEND:
             await storage.forget_content(conn, row["delivery_id"])  # a sealed token or reply has done its job
@@ -186,3 +188,11 @@ class Dispatcher:
         await storage.mark_sent(conn, row["delivery_id"])
         event_type = {domain.SHARED: ProcessorDelivered, domain.REVOKED: ProcessorRevocationSent}.get(row["kind"], EmailSent)
         await outbox.enqueue(conn, event_type(**delivery_fields(row)))
+
+    async def _give_up(self, conn: asyncpg.Connection, row: asyncpg.Record, attempts: int, reason: str) -> None:
+        await storage.mark_failed(conn, row["delivery_id"], reason)
+        if row["kind"] in FORGET_AFTER_SEND:
+            await storage.forget_content(conn, row["delivery_id"])  # nothing will open the sealed content again
+        await outbox.enqueue(conn, DeliveryGaveUp(**delivery_fields(row), attempts=attempts, reason=reason))
+        log.warning("delivery failed for good", delivery_id=str(row["delivery_id"]), kind=row["kind"],
+                    attempts=attempts, error=reason)

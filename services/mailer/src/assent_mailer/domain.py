@@ -15,6 +15,9 @@ from assent_shared.events import FIRST_PARTY
 
 SHARED = "subject.shared"
 REVOKED = "subject.revoked"
+# A share that gave up may still have reached the processor (it took the data, then its answer was
+# lost or late): a revoke must tell it as well as one that answered.
+MAY_HAVE_ARRIVED = frozenset({"sent", "failed"})
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def plan(consents: list[ConsentView], email_known: bool, processors: dict[str, s
                 result.create.append(NewDelivery(SHARED, consent.recipient, consent.purpose, consent.event_id))
             continue
         result.cancel.extend(d.delivery_id for d in same_key if d.kind == SHARED and d.status == "pending")
-        data_went_out = any(d.kind == SHARED and d.status == "sent" for d in same_key)
+        data_went_out = any(d.kind == SHARED and d.status in MAY_HAVE_ARRIVED for d in same_key)
         told = any(d.kind == REVOKED and d.consent_event_id == consent.event_id for d in same_key)
         if data_went_out and not told:
             result.create.append(NewDelivery(REVOKED, consent.recipient, consent.purpose, consent.event_id))
@@ -88,6 +91,11 @@ def may_send(delivery: ProcessorDelivery, current: ConsentView | None, processor
         current is not None and current.granted and current.event_id == delivery.consent_event_id
         and delivery.purpose in processors.get(delivery.recipient, set())
     )
+
+
+def gives_up(attempts_made: int, max_attempts: int) -> bool:
+    """Retries end: after the last allowed attempt a delivery is failed for good, not rescheduled."""
+    return attempts_made >= max_attempts
 
 
 def retry_delay(attempts: int, base: float, cap: float, rng: random.Random | None = None) -> float:

@@ -38,6 +38,9 @@ class MailerSettings(ServiceSettings):
                                   "data travels encrypted); by default yes elsewhere, for local processors.")
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
+    max_delivery_attempts: int = Field(
+        default=12, ge=1, le=1000, description="Attempts a delivery gets; the last failure records it as failed "
+                                               "(DeliveryFailed) instead of retrying for ever.")
 
     @model_validator(mode="after")
     def _current_key_is_configured(self) -> "MailerSettings":

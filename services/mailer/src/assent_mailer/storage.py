@@ -105,9 +105,11 @@ async def subjects_granting(conn: asyncpg.Connection, processor_id: str) -> list
 
 
 async def processor_deliveries(conn: asyncpg.Connection, subject_id: UUID) -> list[ProcessorDelivery]:
+    """Locked: a share the dispatcher is sending is read once its outcome (sent, failed) commits, so a
+    revoke arriving mid-send plans the revocation instead of seeing the share still pending."""
     rows = await conn.fetch(
         """SELECT delivery_id, kind, recipient, purpose, consent_event_id, status FROM deliveries
-           WHERE subject_id = $1 AND channel = 'webhook'""",
+           WHERE subject_id = $1 AND channel = 'webhook' FOR UPDATE""",
         subject_id,
     )
     return [ProcessorDelivery(**dict(r)) for r in rows]
