@@ -1,4 +1,4 @@
-"""Policy's HTTP surface: thin routes that turn requests into handler calls."""
+"""Policy's HTTP surface: thin routes that turn requests into use case calls."""
 
 from datetime import datetime
 from typing import Annotated
@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from assent_policy import domain
-from assent_policy.handlers import NotFound, NotInForce, PolicyHandlers, VersionConflict
+from assent_policy import domain, handlers
+from assent_policy.deps import Settings, Store
+from assent_policy.handlers import NotFound, NotInForce, VersionConflict
 from assent_shared import pages
 from assent_shared.auth import Principal, authenticate, require_admin
 from assent_shared.bootstrap import Runtime
@@ -113,10 +114,6 @@ class ActivityOut(BaseModel):
     recorded: AcceptanceOut | None = Field(description="The continued-use acceptance this call recorded, if any.")
 
 
-def handlers(request: Request) -> PolicyHandlers:
-    return request.app.state.service
-
-
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
@@ -166,14 +163,13 @@ def _problems(*codes: int) -> dict[int | str, dict]:
 
 @router.post("/v1/policies/{policy_id}/versions", status_code=201, response_model=VersionOut,
              responses=_problems(400, 401, 403, 409, 422))
-async def publish(policy_id: PolicyId, body: VersionIn, request: Request, rt: Runtime = Depends(runtime),
-                  service: PolicyHandlers = Depends(handlers),
+async def publish(policy_id: PolicyId, body: VersionIn, request: Request, store: Store, settings: Settings,
                   _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> VersionOut:
-    require_admin(request, rt.settings.admin_token)
+    require_admin(request, settings.admin_token)
     uses = tuple(domain.DataUse(u.purpose, u.processor, tuple(u.data)) for u in body.data_use)
     new = domain.NewVersion(body.title, body.summary, body.text, body.material, uses, body.effective_at)
     try:
-        created = await service.publish(policy_id, new, body.version)
+        created = await handlers.publish_version(store, policy_id, new, body.version)
     except domain.InvalidInput as exc:
         raise Problem(422, "Invalid version", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
     except (VersionConflict, domain.ScheduleConflict) as exc:
@@ -183,18 +179,18 @@ async def publish(policy_id: PolicyId, body: VersionIn, request: Request, rt: Ru
 
 @router.get("/v1/policies/{policy_id}/versions", response_model=list[VersionSummaryOut], responses=_problems(422))
 async def list_versions(policy_id: PolicyId, request: Request, response: Response,
-                        requested: pages.Page = Depends(pages.page),
-                        service: PolicyHandlers = Depends(handlers)) -> list[VersionSummaryOut]:
+                        store: Store, requested: pages.Page = Depends(pages.page)) -> list[VersionSummaryOut]:
     """Oldest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
     after = requested.position(int)
-    found, current = await service.versions(policy_id, after[0] if after else None, requested.fetch_limit())
+    found, current = await handlers.list_versions(store, policy_id, after[0] if after else None,
+                                                  requested.fetch_limit())
     shown = pages.respond(request, response, found, requested, key=lambda v: [v.version])
     return [VersionSummaryOut(**_summary_fields(v, current)) for v in shown]
 
 
 @router.get("/v1/policies/{policy_id}/current", response_model=VersionOut, responses=_problems(404, 422))
-async def current(policy_id: PolicyId, service: PolicyHandlers = Depends(handlers)) -> VersionOut:
-    found = await service.current(policy_id)
+async def current(policy_id: PolicyId, store: Store) -> VersionOut:
+    found = await handlers.current_version(store, policy_id)
     if found is None:
         raise Problem(404, "No version in force", f"Policy {policy_id} has no version in force.")
     return _version_out(found, found.version)
@@ -202,10 +198,9 @@ async def current(policy_id: PolicyId, service: PolicyHandlers = Depends(handler
 
 @router.get("/v1/policies/{policy_id}/versions/{version}", response_model=VersionOut,
             responses=_problems(404, 422))
-async def get_version(policy_id: PolicyId, version: VersionNumber,
-                      service: PolicyHandlers = Depends(handlers)) -> VersionOut:
+async def get_version(policy_id: PolicyId, version: VersionNumber, store: Store) -> VersionOut:
     try:
-        found, current_number = await service.version(policy_id, version)
+        found, current_number = await handlers.get_version(store, policy_id, version)
     except NotFound as exc:
         raise Problem(404, "No such version", str(exc))
     return _version_out(found, current_number)
@@ -221,10 +216,9 @@ async def refuse_change(policy_id: str, version: str) -> None:
 
 @router.get("/v1/policies/{policy_id}/diff", response_model=DiffOut, responses=_problems(404, 422))
 async def diff(policy_id: PolicyId, from_version: int = Query(alias="from", ge=1, le=_INT4),
-               to_version: int = Query(alias="to", ge=1, le=_INT4),
-               service: PolicyHandlers = Depends(handlers)) -> DiffOut:
+               to_version: int = Query(alias="to", ge=1, le=_INT4), *, store: Store) -> DiffOut:
     try:
-        found = await service.diff(policy_id, from_version, to_version)
+        found = await handlers.diff_versions(store, policy_id, from_version, to_version)
     except NotFound as exc:
         raise Problem(404, "No such version", str(exc))
     return DiffOut(policy_id=found.policy_id, from_version=found.from_version, to_version=found.to_version,
@@ -235,10 +229,9 @@ async def diff(policy_id: PolicyId, from_version: int = Query(alias="from", ge=1
 @router.get("/v1/notice", response_model=NoticeOut,
             responses={204: {"description": "No recent change"}, 304: {"description": "Not modified"},
                        **_problems(422)})
-async def notice(rt: Runtime = Depends(runtime), service: PolicyHandlers = Depends(handlers),
-                 if_none_match: str | None = Header(default=None)) -> Response:
-    found = await service.notice()
-    cache = {"Cache-Control": f"public, max-age={rt.settings.notice_max_age_seconds}"}
+async def notice(store: Store, settings: Settings, if_none_match: str | None = Header(default=None)) -> Response:
+    found = await handlers.show_notice(store, settings=settings)
+    cache = {"Cache-Control": f"public, max-age={settings.notice_max_age_seconds}"}
     if found is None:
         return Response(status_code=204, headers=cache)
     headers = {**cache, "ETag": found.etag}
@@ -251,10 +244,10 @@ async def notice(rt: Runtime = Depends(runtime), service: PolicyHandlers = Depen
 
 @router.post("/v1/policies/{policy_id}/acceptances", response_model=AcceptanceOut, status_code=201,
              responses={200: {"description": "Accepted before"}, **_problems(400, 401, 403, 404, 409, 422)})
-async def accept(policy_id: PolicyId, body: AcceptanceIn, response: Response, user_id: UUID = Depends(signed_in_user),
-                 service: PolicyHandlers = Depends(handlers)) -> AcceptanceOut:
+async def accept(policy_id: PolicyId, body: AcceptanceIn, response: Response, store: Store,
+                 user_id: UUID = Depends(signed_in_user)) -> AcceptanceOut:
     try:
-        found, created = await service.accept(user_id, policy_id, body.version)
+        found, created = await handlers.accept_version(store, user_id, policy_id, body.version)
     except NotFound as exc:
         raise Problem(404, "No such version", str(exc))
     except NotInForce as exc:
@@ -265,23 +258,22 @@ async def accept(policy_id: PolicyId, body: AcceptanceIn, response: Response, us
 
 
 @router.post("/v1/activity", response_model=ActivityOut, responses=_problems(401, 403))
-async def activity(rt: Runtime = Depends(runtime), user_id: UUID = Depends(signed_in_user),
-                   service: PolicyHandlers = Depends(handlers)) -> ActivityOut:
-    number, recorded = await service.record_activity(user_id)
-    return ActivityOut(policy_id=rt.settings.policy_id, version=number,
+async def activity(store: Store, settings: Settings, user_id: UUID = Depends(signed_in_user)) -> ActivityOut:
+    number, recorded = await handlers.record_activity(store, user_id, settings=settings)
+    return ActivityOut(policy_id=settings.policy_id, version=number,
                        recorded=_acceptance_out(recorded) if recorded else None)
 
 
 @router.get("/v1/users/{user_id}/acceptances", response_model=list[AcceptanceOut],
             responses=_problems(401, 403, 422))
 async def user_acceptances(user_id: UUID, request: Request, response: Response,
-                           who: Principal = Depends(principal), requested: pages.Page = Depends(pages.page),
-                           service: PolicyHandlers = Depends(handlers)) -> list[AcceptanceOut]:
+                           store: Store, who: Principal = Depends(principal),
+                           requested: pages.Page = Depends(pages.page)) -> list[AcceptanceOut]:
     """Oldest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
     if not who.may_act_for(user_id):
         raise Problem(403, "Not your acceptances", "A user reads only their own acceptances.")
-    found = await service.acceptances(user_id, requested.position(datetime.fromisoformat, str, int),
-                                      requested.fetch_limit())
+    found = await handlers.list_acceptances(store, user_id, requested.position(datetime.fromisoformat, str, int),
+                                            requested.fetch_limit())
     shown = pages.respond(request, response, found, requested,
                           key=lambda a: [a.accepted_at.isoformat(), a.policy_id, a.version])
     return [_acceptance_out(a) for a in shown]

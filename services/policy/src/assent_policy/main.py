@@ -2,23 +2,25 @@
 
 from fastapi import FastAPI
 
-from assent_policy import api, subscribers
-from assent_policy.handlers import PolicyHandlers
+from assent_policy import api, handlers, subscribers
+from assent_policy.deps import Wiring
 from assent_policy.settings import PolicySettings
+from assent_policy.storage import PgPolicyStore
 from assent_shared import topics
 from assent_shared.bootstrap import Runtime, ServiceDefinition, create_app as create_service_app
 from assent_shared.migrate import MigrationSet
+from assent_shared.uow import PgUnitOfWork
 
 
 def create_app(settings: PolicySettings | None = None) -> FastAPI:
     settings = settings or PolicySettings()
 
-    async def wire(runtime: Runtime) -> PolicyHandlers:
-        service = PolicyHandlers(runtime.pool, settings)
-        await service.seed()
-        subscribers.register(runtime, service)
-        runtime.spawn(service.run_scheduler, "policy-scheduler")
-        return service
+    async def wire(runtime: Runtime) -> Wiring:
+        policies = PgUnitOfWork(runtime.pool, PgPolicyStore)
+        await handlers.seed_policy(policies, settings=settings)
+        subscribers.register(runtime, settings)
+        runtime.spawn(lambda: handlers.run_scheduler(policies, settings=settings), "policy-scheduler")
+        return Wiring(policies=policies, settings=settings)
 
     return create_service_app(ServiceDefinition(
         settings=settings,
