@@ -25,6 +25,7 @@ WORKDIR /src
 # (tests/deploy checks this list against the workspace).
 COPY pyproject.toml uv.lock ./
 COPY shared/pyproject.toml shared/pyproject.toml
+COPY devtools/pyproject.toml devtools/pyproject.toml
 COPY services/identity/pyproject.toml services/identity/pyproject.toml
 COPY services/consent/pyproject.toml services/consent/pyproject.toml
 COPY services/mailer/pyproject.toml services/mailer/pyproject.toml

@@ -19,7 +19,7 @@ install:
 	@$(UV) sync --frozen --python 3.11 -q
 
 run: install
-	@$(UV) run --frozen python -m assent_shared.devstack
+	@$(UV) run --frozen python -m assent_devtools.devstack
 
 # The unit lane needs no Kafka, PostgreSQL, JVM or network; a test that uses the servers is marked
 # `integration` by the test plugin, one in tests/e2e `e2e`. Exit 5 (no test selected) is not a failure.

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from assent_shared.devstack import services
-from assent_shared.testing.helpers import free_port
+from assent_devtools.devstack import services
+from assent_devtools.testing.helpers import free_port
 
 VARIANTS = {
     "bare": "bench.emptyapp:create_app",

@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from assent_shared.testing.helpers import unique
+from assent_devtools.testing.helpers import unique
 from bench.core import Bench, rate, until
 from bench.watch import MailWatch
 

@@ -6,9 +6,9 @@ import json
 import os
 import sys
 
-from assent_shared.devstack import services
-from assent_shared.devstack.postgres_server import ensure_database
-from assent_shared.testing.helpers import free_port, unique
+from assent_devtools.devstack import services
+from assent_devtools.devstack.postgres_server import ensure_database
+from assent_devtools.testing.helpers import free_port, unique
 from bench.core import RUNNING, Bench, rate
 
 EMPTY = services.ServiceSpec("empty", 0, "bench.emptyapp:create_app")

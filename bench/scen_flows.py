@@ -11,7 +11,7 @@ first third's plus 0.25 s. The first step is the fixed-rate figure; the search d
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from assent_shared.testing.helpers import unique
+from assent_devtools.testing.helpers import unique
 from bench.core import Bench, pct, summary, until
 from bench.watch import MailWatch, Processor
 

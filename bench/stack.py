@@ -13,11 +13,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assent_shared.devstack import services
-from assent_shared.devstack.kafka_server import start_kafka
-from assent_shared.devstack.postgres_server import ensure_database, start_postgres
-from assent_shared.devstack.smtp_sink import SmtpSink
-from assent_shared.testing.helpers import free_port, unique
+from assent_devtools.devstack import services
+from assent_devtools.devstack.kafka_server import start_kafka
+from assent_devtools.devstack.postgres_server import ensure_database, start_postgres
+from assent_devtools.devstack.smtp_sink import SmtpSink
+from assent_devtools.testing.helpers import free_port, unique
 
 ADMIN_TOKEN = "bench-admin-token-" + "x" * 32
 SITES = '{"demo": [], "bench-1": [], "bench-100": [], "bench-r1": [], "bench-r2": []}'

@@ -5,7 +5,7 @@ import time
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
-from assent_shared.testing.receiver import ProcessorReceiver
+from assent_devtools.testing.receiver import ProcessorReceiver
 
 
 class MailWatch:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import httpx
 
-from assent_shared.testing.helpers import unique
+from assent_devtools.testing.helpers import unique
 from bench.load import PASSWORD
 from chaos.audit import MailSink
 

@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 import psutil
 
-from assent_shared.devstack import services
-from assent_shared.testing.helpers import unique
+from assent_devtools.devstack import services
+from assent_devtools.testing.helpers import unique
 from bench.core import PLANS, Bench
 from bench.load import PASSWORD
 from bench.watch import Processor

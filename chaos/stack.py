@@ -7,10 +7,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assent_shared.devstack import services
-from assent_shared.devstack.kafka_server import KafkaServer, start_kafka
-from assent_shared.devstack.postgres_server import PostgresServer, start_postgres
-from assent_shared.testing.helpers import free_port
+from assent_devtools.devstack import services
+from assent_devtools.devstack.kafka_server import KafkaServer, start_kafka
+from assent_devtools.devstack.postgres_server import PostgresServer, start_postgres
+from assent_devtools.testing.helpers import free_port
 from bench.stack import Stack
 
 # What the end-to-end tests use, so that a restarted consumer rejoins its group and a failed delivery

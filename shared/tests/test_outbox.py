@@ -19,8 +19,8 @@ from assent_shared.metrics import Metrics
 from assent_shared.migrate import SHARED, apply_migrations
 from assent_shared.outbox import OutboxRelay, enqueue
 from assent_shared.settings import ServiceSettings
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 
 
 class OutboxTestSettings(ServiceSettings):

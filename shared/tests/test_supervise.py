@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from assent_shared.supervise import Supervisor
-from assent_shared.testing.helpers import eventually
+from assent_devtools.testing.helpers import eventually
 
 
 def _sample(registry: CollectorRegistry, name: str, task: str) -> float | None:

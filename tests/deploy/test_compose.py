@@ -12,7 +12,7 @@ import pytest
 import tomllib
 import yaml
 
-from assent_shared.devstack import services as registry
+from assent_devtools.devstack import services as registry
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

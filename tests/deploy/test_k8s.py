@@ -25,7 +25,7 @@ import yaml
 from pydantic.fields import FieldInfo
 
 from assent_shared import topics
-from assent_shared.devstack import services as registry
+from assent_devtools.devstack import services as registry
 from assent_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]

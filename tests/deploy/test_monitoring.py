@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from assent_shared.devstack import services as registry
+from assent_devtools.devstack import services as registry
 from assent_shared.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]

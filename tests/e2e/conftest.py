@@ -16,10 +16,10 @@ from argon2 import PasswordHasher
 
 from assent_shared.cloudevents import EventMeta
 
-from assent_shared.devstack import services
-from assent_shared.devstack.smtp_sink import SmtpSink
-from assent_shared.testing.helpers import eventually, free_port, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.devstack import services
+from assent_devtools.devstack.smtp_sink import SmtpSink
+from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.topics import read_topic
 
 ADMIN_TOKEN = "e2e-admin-token-" + "x" * 32
 CONSOLE_PASSWORD = "e2e-console-password"
@@ -98,7 +98,7 @@ class System:
 def system(infra, tmp_path_factory) -> Iterator[System]:
     import asyncio
 
-    from assent_shared.devstack.postgres_server import ensure_database
+    from assent_devtools.devstack.postgres_server import ensure_database
 
     root = tmp_path_factory.mktemp("e2e")
     sink = SmtpSink(root / "mail", free_port()).start()

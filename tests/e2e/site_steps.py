@@ -86,7 +86,7 @@ def mailed_link(system, email: str, page: str) -> str | None:
 
 async def verify_address(page: Page, system, email: str) -> None:
     """Open the verification mail's link and confirm, as the person would."""
-    from assent_shared.testing.helpers import eventually
+    from assent_devtools.testing.helpers import eventually
 
     link = await eventually(lambda: mailed_link(system, email, "verify"))
     assert link.startswith(system.urls["site"] + "/verify?token="), link

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.receiver import ProcessorReceiver
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.receiver import ProcessorReceiver
 from tests.e2e.conftest import consumed
 
 

@@ -2,8 +2,8 @@
 
 from collections import Counter
 
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 
 
 async def test_identity_killed_after_commit_before_publish(system):

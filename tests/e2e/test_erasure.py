@@ -1,9 +1,9 @@
 """Issue 4: a user sees all that is held about them, and erasure removes it everywhere for good."""
 
 from assent_shared.events import ERASURE_CONFIRMERS, UserRegisteredV2
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.receiver import ProcessorReceiver
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.receiver import ProcessorReceiver
+from assent_devtools.testing.topics import publish, read_topic
 from tests.e2e.conftest import acceptances, consumed, find_text
 
 

@@ -2,9 +2,9 @@
 
 import json
 
-from assent_shared.devstack import services
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.devstack import services
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 from tests.e2e.conftest import applied, consumed
 
 

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from assent_shared.cloudevents import encode_headers, meta_for
 from assent_shared.events import ERASURE_CONFIRMERS, UserRegisteredV2
 from assent_shared.personal import development_key_token
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 from tests.e2e.conftest import find_text
 
 CLIENT_IPS = ("198.51.100.77", "2001:db8:77::77")

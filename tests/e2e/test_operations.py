@@ -6,8 +6,8 @@ import signal
 import time
 from collections import Counter
 
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 
 
 def _log_lines(system, service):

@@ -2,8 +2,8 @@
 
 import json
 
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 from tests.e2e.conftest import acceptances
 
 

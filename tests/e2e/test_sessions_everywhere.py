@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from assent_shared.testing.helpers import eventually, unique
+from assent_devtools.testing.helpers import eventually, unique
 
 
 async def _status(system, service: str, path: str, headers: dict[str, str]) -> int:

@@ -6,7 +6,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from assent_shared.testing.helpers import eventually, unique
+from assent_devtools.testing.helpers import eventually, unique
 from tests.e2e.conftest import CONSOLE_PASSWORD, screenshot
 from tests.e2e.site_steps import DESKTOP_CHROME, console
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.receiver import ProcessorReceiver
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.receiver import ProcessorReceiver
 from tests.e2e.conftest import acceptances, screenshot
 from tests.e2e.site_steps import (
     DESKTOP_CHROME, PASSWORD, console, consent_row, mailed_link, publish_policy, sign_in, sign_up, switch,

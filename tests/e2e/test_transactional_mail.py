@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaProducer
 
 from assent_shared.cloudevents import encode_headers, meta_for
 from assent_shared.events import OrderStatusChanged
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import publish, read_topic
 
 _REPLY_LINK = re.compile(r"(https?://\S+/contact/reply\?inquiry=([0-9a-f-]+)&token=([A-Za-z0-9_.-]+))")
 

@@ -13,10 +13,10 @@ from assent_consent.settings import ConsentSettings
 from assent_shared.events import (
     EmailVerified, ProcessorRegistered, SessionsRevoked, UnsubscribeRequested, UserRegistered,
 )
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.issuer import LocalIssuer
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.issuer import LocalIssuer
+from assent_devtools.testing.topics import publish, read_topic
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 
 from assent_consent.main import create_app
 from assent_consent.settings import ConsentSettings
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@ import pytest
 
 from assent_identity.main import create_app
 from assent_identity.settings import IdentitySettings
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import unique
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import unique
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import asyncpg
 
 from assent_shared.events import ERASURE_CONFIRMERS, ERASURE_TOPICS, ErasureConfirmed
 
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import publish, read_topic
 
 
 def bearer(token):

@@ -8,8 +8,8 @@ import pytest
 
 from assent_identity.links import MAIL_TOKEN_CONTEXT, sealed_binding
 from assent_shared.sealing import Sealer
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 
 
 def bearer(token):

@@ -6,8 +6,8 @@ from uuid import UUID
 import jwt
 from assent_shared.events import UserRegisteredV2
 from assent_shared.personal import DataKey, PersonalFields, development_key_token
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import read_topic
 
 
 async def test_register_publishes_user_registered_with_cloudevents_headers(identity, infra):

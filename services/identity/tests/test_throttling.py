@@ -10,8 +10,8 @@ import pytest
 from assent_identity import domain
 from assent_identity.main import create_app
 from assent_identity.settings import IdentitySettings
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, unique
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, unique
 
 SECRET = "test-throttle-secret-" + "t" * 16
 PASSWORD = "a fine long secret"

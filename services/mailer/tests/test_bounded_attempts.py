@@ -8,10 +8,10 @@ import pytest
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
 from assent_shared.events import ConsentGranted, ConsentRevoked, UserRegistered
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, free_port, unique
-from assent_shared.testing.receiver import ProcessorReceiver
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.receiver import ProcessorReceiver
+from assent_devtools.testing.topics import publish, read_topic
 
 BOUND = 3
 

@@ -9,12 +9,12 @@ import pytest
 
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
-from assent_shared.devstack.smtp_sink import SmtpSink
+from assent_devtools.devstack.smtp_sink import SmtpSink
 from assent_shared.events import EmailVerificationRequested, PasswordResetRequested, UserRegistered
 from assent_shared.sealing import Sealer
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, free_port, unique
-from assent_shared.testing.topics import publish
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.topics import publish
 
 SITE = "https://site.example"
 

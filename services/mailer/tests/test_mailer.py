@@ -8,12 +8,12 @@ import pytest
 
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
-from assent_shared.devstack.smtp_sink import SmtpSink
+from assent_devtools.devstack.smtp_sink import SmtpSink
 from assent_shared.events import ConsentGranted, ConsentRevoked, PolicyUpdated, UserRegistered
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, free_port, unique
-from assent_shared.testing.receiver import ProcessorReceiver
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.receiver import ProcessorReceiver
+from assent_devtools.testing.topics import publish, read_topic
 
 
 @pytest.fixture(scope="module")

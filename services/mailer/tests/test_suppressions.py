@@ -11,11 +11,11 @@ import pytest
 from assent_mailer.domain import SuppressionKeys
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
-from assent_shared.devstack.smtp_sink import SmtpSink
+from assent_devtools.devstack.smtp_sink import SmtpSink
 from assent_shared.events import UserErased, UserRegistered
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, free_port, unique
-from assent_shared.testing.topics import publish
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.topics import publish
 
 OLD, NEW = {"k1": "first suppression key 0001"}, {"k2": "second suppression key 0002"}
 

@@ -12,13 +12,13 @@ from aiokafka import AIOKafkaProducer
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
 from assent_shared.cloudevents import encode_headers, meta_for
-from assent_shared.devstack.smtp_sink import BOUNCING_DOMAIN, SmtpSink
+from assent_devtools.devstack.smtp_sink import BOUNCING_DOMAIN, SmtpSink
 from assent_shared.events import InquiryAnswered, OrderStatusChanged, UserErased, UserRegisteredV2
 from assent_shared.personal import PersonalFields
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, free_port, unique
-from assent_shared.testing.keys import MemoryKeyOwner
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.keys import MemoryKeyOwner
+from assent_devtools.testing.topics import publish, read_topic
 
 SITE = "https://site.example"
 

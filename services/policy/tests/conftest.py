@@ -16,10 +16,10 @@ from assent_policy.main import create_app
 from assent_policy.settings import PolicySettings
 from assent_shared.cloudevents import EventMeta, encode_headers, meta_for
 from assent_shared.events import Event
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import unique
-from assent_shared.testing.issuer import LocalIssuer
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import unique
+from assent_devtools.testing.issuer import LocalIssuer
+from assent_devtools.testing.topics import read_topic
 
 
 @pytest.fixture(scope="session")

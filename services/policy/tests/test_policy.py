@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from assent_shared.events import UserErased, UserRegistered
-from assent_shared.testing.helpers import eventually
+from assent_devtools.testing.helpers import eventually
 
 POLICIES = "policy.policies.v1"
 ACCEPTANCES = "policy.acceptances.v1"

@@ -12,11 +12,11 @@ import pytest
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import Event, InquiryAnswered
 from assent_shared.personal import PersonalFields
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.issuer import LocalIssuer
-from assent_shared.testing.keys import MemoryKeyOwner
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.issuer import LocalIssuer
+from assent_devtools.testing.keys import MemoryKeyOwner
+from assent_devtools.testing.topics import publish, read_topic
 from assent_support.main import create_app
 from assent_support.settings import SupportSettings
 

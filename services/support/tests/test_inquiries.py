@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 from uuid import UUID, uuid4
 
 from assent_shared.events import UserErased
-from assent_shared.testing.helpers import eventually, unique
+from assent_devtools.testing.helpers import eventually, unique
 
 TOPIC = "support.inquiries.v1"
 PERSONAL_COLUMNS = ("email", "body")

@@ -15,10 +15,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from assent_shared.devstack.postgres_server import ensure_database
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import unique
-from assent_shared.testing.infra import start_infra
+from assent_devtools.devstack.postgres_server import ensure_database
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import unique
+from assent_devtools.testing.infra import start_infra
 from assent_telemetry.main import create_app
 from assent_telemetry.settings import TelemetrySettings
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assent_shared.testing.apps import base_settings, serve
-from assent_shared.testing.helpers import unique
+from assent_devtools.testing.apps import base_settings, serve
+from assent_devtools.testing.helpers import unique
 from assent_telemetry.main import create_app
 from assent_telemetry.networks import build_database
 from assent_telemetry.settings import TelemetrySettings

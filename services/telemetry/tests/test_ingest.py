@@ -9,8 +9,8 @@ from aiokafka import AIOKafkaProducer
 
 from assent_shared.cloudevents import encode_headers, meta_for
 from assent_shared.events import DeviceConsentGranted, DeviceConsentRevoked, PageViewed
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.topics import publish, read_topic
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.topics import publish, read_topic
 from telemetry_testkit import CHROME_WINDOWS, GOOGLEBOT, IPHONE, ORIGIN
 
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from assent_shared.events import PageViewed
-from assent_shared.testing.helpers import eventually
+from assent_devtools.testing.helpers import eventually
 from assent_telemetry import domain, partner
 from telemetry_testkit import CHROME_WINDOWS, IPHONE, PARTNER_TOKEN
 

@@ -3,8 +3,8 @@
 import hashlib
 import logging
 
-from assent_shared.testing.helpers import eventually
-from assent_shared.testing.topics import read_topic
+from assent_devtools.testing.helpers import eventually
+from assent_devtools.testing.topics import read_topic
 from assent_telemetry import partner
 from telemetry_testkit import CHROME_WINDOWS, GOOGLEBOT, IPHONE
 

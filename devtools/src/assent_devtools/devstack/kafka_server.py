@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from assent_shared.devstack.errors import MissingPrerequisite
+from assent_devtools.devstack.errors import MissingPrerequisite
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 _LOG4J = """Configuration:
@@ -35,7 +35,7 @@ def fetch_jars(cache: Path) -> Path:
     """Resolve the broker's runtime classpath once; later starts reuse the cached folder."""
     libs = cache / "libs"
     marker = libs / ".complete"
-    pom = resources.files("assent_shared.devstack") / "kafka-pom.xml"
+    pom = resources.files("assent_devtools.devstack") / "kafka-pom.xml"
     if marker.exists() and marker.read_text() == pom.read_text():
         return libs
     if shutil.which("mvn") is None:

@@ -1,4 +1,4 @@
-"""pytest plugin (`-p assent_shared.testing.plugin`): session-wide real servers and per-test helpers."""
+"""pytest plugin (`-p assent_devtools.testing.plugin`): session-wide real servers and per-test helpers."""
 
 import os
 import shutil
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from assent_shared.devstack.postgres_server import ensure_database
-from assent_shared.testing.helpers import unique
-from assent_shared.testing.infra import Infra, start_infra
+from assent_devtools.devstack.postgres_server import ensure_database
+from assent_devtools.testing.helpers import unique
+from assent_devtools.testing.infra import Infra, start_infra
 
 SERVERS = "infra"
 """The fixture that starts Kafka and PostgreSQL: a test that needs it, directly or through another fixture,

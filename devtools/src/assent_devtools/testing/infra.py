@@ -6,7 +6,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from assent_shared.testing.helpers import free_port
+from assent_devtools.testing.helpers import free_port
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ def start_infra(stack: ExitStack, state: Path, cache: Path) -> Infra:
             pg = stack.enter_context(PostgresContainer("postgres:17-alpine", driver=None))
             postgres = pg.get_connection_url()
         return Infra(kafka, postgres, "testcontainers")
-    from assent_shared.devstack.kafka_server import start_kafka
-    from assent_shared.devstack.postgres_server import start_postgres
+    from assent_devtools.devstack.kafka_server import start_kafka
+    from assent_devtools.devstack.postgres_server import start_postgres
 
     shutil.rmtree(state, ignore_errors=True)
     if not kafka:

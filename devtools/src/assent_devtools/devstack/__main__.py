@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from assent_shared.devstack import services
-from assent_shared.devstack.errors import MissingPrerequisite
-from assent_shared.devstack.kafka_server import start_kafka
-from assent_shared.devstack.postgres_server import ensure_database, start_postgres
-from assent_shared.devstack.smtp_sink import SmtpSink
+from assent_devtools.devstack import services
+from assent_devtools.devstack.errors import MissingPrerequisite
+from assent_devtools.devstack.kafka_server import start_kafka
+from assent_devtools.devstack.postgres_server import ensure_database, start_postgres
+from assent_devtools.devstack.smtp_sink import SmtpSink
 
 
 def _admin_token(state: Path) -> str:

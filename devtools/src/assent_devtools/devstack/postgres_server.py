@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from assent_shared.devstack.errors import MissingPrerequisite
+from assent_devtools.devstack.errors import MissingPrerequisite
 
 _SYSTEM_USER = "assent-pg"  # PostgreSQL refuses to run as root
 SUPERUSER = "assent"
