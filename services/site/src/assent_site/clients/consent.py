@@ -9,9 +9,9 @@ class ConsentClient(Upstream):
     async def purposes(self) -> dict:
         return await self.json("GET", "/v1/purposes")
 
-    async def consents(self, subject_id: str, token: str | None = None, gpc: bool = False) -> list[dict]:
-        return await self.json("GET", f"/v1/subjects/{subject_id}/consents", token=token, admin=token is None,
-                               gpc=gpc)
+    async def consents(self, subject_id: str, token: str | None = None) -> list[dict]:
+        """Read only: Global Privacy Control goes with a change (`change(..., gpc=True)`), never with a read."""
+        return await self.json("GET", f"/v1/subjects/{subject_id}/consents", token=token, admin=token is None)
 
     async def change(self, subject_id: str, purpose: str, recipient: str, granted: bool, token: str,
                      gpc: bool = False) -> dict:

@@ -29,7 +29,7 @@ async def my_data(request: Request) -> HTMLResponse:
     site = site_of(request)
     me = await site.services.identity.me(session["access"])
     current = await site.services.policy.current(site.settings.policy_id)
-    states = await site.services.consent.consents(session["uid"], session["access"], gpc=gpc(request))
+    states = await site.services.consent.consents(session["uid"], session["access"])
     history = await site.services.consent.history(session["uid"], session["access"])
     return await page(request, "my_data.html", me=me, policy=current,
                       rows=consent_rows(current.get("data_use", []), states), history=history[-20:][::-1])
