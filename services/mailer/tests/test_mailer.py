@@ -1,9 +1,11 @@
 """The mailer on real PostgreSQL and Kafka, with a real SMTP sink and a local processor."""
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import asyncpg
 import pytest
 
 from assent_mailer.main import create_app
@@ -149,6 +151,43 @@ async def test_failing_processor_gets_exactly_one_successful_delivery(mailer, in
         assert published.count("DeliveryAttemptFailed") == 3 and published.count("ProcessorDelivered") == 1
     finally:
         flaky.close()
+
+
+async def test_a_revoke_applied_while_its_share_is_being_sent_still_reaches_the_processor(infra, new_database, sink):
+    """The chaos suite's lost revoke: the plan must see the share's outcome, not the row as it was
+    before the dispatcher (holding it locked) sent it."""
+    database = await new_database("mailer")
+    prefix = unique("mt-") + "."
+    settings = MailerSettings(**base_settings(infra, database, prefix, smtp_port=sink.port,
+                                              webhook_timeout_seconds=60.0))
+    release = threading.Event()
+    held = ProcessorReceiver(secret="held-secret-" + unique(), release=release)
+    try:
+        async with serve(create_app(settings)) as client:
+            client.prefix, client.admin = prefix, {"Authorization": f"Bearer {settings.admin_token}"}
+            pid = unique("held-")
+            await add_processor(client, held, pid)
+            user = uuid4()
+            await register(infra, client, user, f"{unique()}@example.com")
+            await consent(infra, client, user, "surveys", pid, True, 1)
+            await eventually(lambda: held.attempts)  # the share is out, its answer held: the row stays locked
+            revoke = await consent(infra, client, user, "surveys", pid, False, 2)
+            watcher = await asyncpg.connect(database)
+            try:
+                async def revoke_waits_for_the_share():
+                    return await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")
+
+                await eventually(revoke_waits_for_the_share)
+            finally:
+                await watcher.close()
+            release.set()
+            told = await eventually(lambda: [p for p in held.accepted if p["event"] == "subject.revoked"])
+            assert [p["consent_event_id"] for p in told] == [revoke.id]
+    finally:
+        release.set()
+        held.close()
 
 
 async def _with(fetch, wanted):

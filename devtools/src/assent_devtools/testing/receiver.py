@@ -19,10 +19,14 @@ def signature_valid(secret: str, header: str, body: bytes, tolerance: int = 300)
 
 
 class ProcessorReceiver:
-    def __init__(self, secret: str, fail_first: int = 0, hold_first: float = 0.0) -> None:
+    def __init__(self, secret: str, fail_first: int = 0, hold_first: float = 0.0,
+                 release: threading.Event | None = None) -> None:
+        """`hold_first`: the first request is answered that many seconds late; with `release`, once
+        `release` is set (a test decides when the sender hears back)."""
         self.secret = secret
         self.fail_first = fail_first
         self.hold_first = hold_first
+        self.release = release
         self.attempts: list[dict] = []
         self.accepted: list[dict] = []
         receiver = self
@@ -33,10 +37,13 @@ class ProcessorReceiver:
                 payload = json.loads(body)
                 payload["_signature_valid"] = signature_valid(receiver.secret, self.headers.get("Assent-Signature", ""), body)
                 receiver.attempts.append(payload)
-                if len(receiver.attempts) == 1 and receiver.hold_first:
+                if len(receiver.attempts) == 1 and (receiver.hold_first or receiver.release):
                     # Takes the data, then answers late: the sender may die before it hears back.
                     receiver.accepted.append(payload)
-                    time.sleep(receiver.hold_first)
+                    if receiver.release:
+                        receiver.release.wait(60)
+                    else:
+                        time.sleep(receiver.hold_first)
                     self.send_response(204)
                 elif len(receiver.attempts) <= receiver.fail_first:
                     self.send_response(503)
