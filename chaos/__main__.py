@@ -23,9 +23,8 @@ from pathlib import Path
 
 from bench import report as bench_report
 from bench.core import kill_running
-from chaos.probe import CANARY_SITE
-from chaos.run import FAULTS, Campaign, Options
-from chaos.stack import FAST, ChaosStack
+from chaos.run import FAULTS, SETTINGS, Options, campaign
+from chaos.stack import ChaosStack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,21 +48,6 @@ def rss_table(rss: dict) -> str:
     return "\n".join(lines)
 
 
-async def campaign(stack: ChaosStack, args: argparse.Namespace, work: Path) -> dict:
-    run = Campaign(stack, Options(events=args.events, load_seconds=args.load_seconds,
-                                  drain_seconds=args.drain_seconds), work)
-    await run.set_up()
-    baseline = await run.scenario_free_probe()
-    out = {"baseline_probe_s": baseline, "scenarios": []}
-    if args.soak:
-        out["soak"] = await run.soak(args.soak_minutes)
-        out["scenarios"].append(out["soak"])
-        return out
-    for name in args.scenarios:
-        out["scenarios"].append(await run.scenario(name))
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", type=lambda s: [x for x in s.split(",") if x], default=list(FAULTS),
@@ -78,7 +62,6 @@ def main() -> int:
     unknown = [s for s in args.scenarios if s not in FAULTS]
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(FAULTS)}")
-    sites = {"demo": [], CANARY_SITE: [], "chaos-soak": [], **{f"chaos-{n}": [] for n in FAULTS}}
     state = ROOT / "var" / "chaos" / str(os.getpid())
 
     def on_signal(*_: object) -> None:
@@ -92,12 +75,14 @@ def main() -> int:
         with ExitStack() as stack:
             stack.callback(lambda: keep[0] or shutil.rmtree(state, ignore_errors=True))
             stack.callback(kill_running)
-            system = ChaosStack(state, {**FAST, "ASSENT_SITES": json.dumps(sites)})
+            system = ChaosStack(state, SETTINGS)
             (state / "work").mkdir(parents=True, exist_ok=True)
             system.start_infra(stack, ROOT / "var" / "cache")
             print(f"starting the five services (topic prefix {system.prefix})...", flush=True)
             system.start_system(stack)
-            results = asyncio.run(campaign(system, args, state / "work"))
+            options = Options(events=args.events, load_seconds=args.load_seconds, drain_seconds=args.drain_seconds)
+            results = asyncio.run(campaign(system, options, state / "work", args.scenarios,
+                                           args.soak_minutes if args.soak else None))
             results["run"] = {"started": started, "seconds": time.time() - started, "mode": "soak" if args.soak
                               else "faults", "events_per_scenario": args.events, "load_seconds": args.load_seconds,
                               "machine": bench_report.machine(), "note": "2 cores shared with other work"}

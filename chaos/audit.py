@@ -13,6 +13,8 @@ resent      the same delivery id received twice (a crash between sending and rec
             receiver drops the repeat by that id, so this is at-least-once, not a duplicate
 """
 
+import importlib
+import inspect
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -21,20 +23,51 @@ from pathlib import Path
 
 import asyncpg
 
+from assent_devtools.devstack import services
+from assent_shared.events import CATALOG
 from chaos.ledger import Rec
 
-# Which service must apply which event of which topic (their subscribers.py).
-CONSUMERS: dict[str, dict[str, tuple[str, ...]]] = {
-    "identity.users.v1": {"UserRegistered": ("consent", "mailer", "policy"),
-                          "UserRegisteredV2": ("consent", "mailer", "policy"),
-                          "UserErased": ("consent", "mailer", "policy"), "UserEmailChanged": ("mailer",),
-                          "UserEmailChangedV2": ("mailer",)},
-    "consent.consents.v1": {"ConsentGranted": ("mailer",), "ConsentRevoked": ("mailer",)},
-    "telemetry.hits.v1": {"PageViewed": ("telemetry",)},
-    "mailer.processors.v1": {"ProcessorRegistered": ("consent",)},
-    "mailer.deliveries.v1": {"UnsubscribeRequested": ("consent",)},
-    "policy.policies.v1": {"PolicyUpdated": ("identity", "consent", "mailer")},
-}
+def consumers() -> dict[str, dict[str, tuple[str, ...]]]:
+    """Which service must apply which event of which topic: what each service's `subscribers.register`
+    subscribes with, run against a recorder, so that this cannot fall behind the code. A subscriber
+    not made by `kafka.subscribe` (telemetry's batch aggregator) owes every event of its topic."""
+    owed: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for spec in services.SERVICES:
+        module = importlib.import_module(f"{spec.factory.split('.', 1)[0]}.subscribers")
+        recorder = _Recorder()
+        module.register(*(recorder for _ in inspect.signature(module.register).parameters))
+        for topic, event_types in recorder.subscribed:
+            if event_types is None:
+                event_types = tuple(name for name, cls in CATALOG.items()
+                                    if topic in {t.name for t in cls.travels_on()})
+            for event_type in event_types:
+                owed[topic][event_type].append(spec.name)
+    return {topic: {t: tuple(names) for t, names in by_type.items()} for topic, by_type in owed.items()}
+
+
+class _Recorder:
+    """Stands in for the runtime, settings, broker and handlers that `register` is given: keeps the topic
+    of each subscriber and the event types it applies; every other attribute or call is itself again."""
+
+    def __init__(self) -> None:
+        self.subscribed: list[tuple[str, tuple[str, ...] | None]] = []
+
+    def topic(self, name: str) -> str:  # settings.topic: the topic without a prefix
+        return name
+
+    def subscriber(self, topic: str, **_options: object):
+        def keep(handle):
+            self.subscribed.append((topic, getattr(handle, "event_types", None)))
+            return handle
+        return keep
+
+    def __getattr__(self, _name: str) -> "_Recorder":
+        return self
+
+    def __call__(self, *_args: object, **_kwargs: object) -> "_Recorder":
+        return self
+
+
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SAMPLES = 5
 
@@ -68,6 +101,11 @@ class Findings:
     @property
     def clean(self) -> bool:
         return not (self.lost or self.duplicated or self.ungated)
+
+    def open_items(self) -> str:
+        """What keeps the findings from being clean, biggest first: `reason: count, ...`."""
+        counts = self.lost + self.duplicated + self.ungated
+        return ", ".join(f"{reason}: {n}" for reason, n in counts.most_common())
 
     def as_dict(self) -> dict:
         return {"events": self.events, "lost": sum(self.lost.values()), "duplicated": sum(self.duplicated.values()),
@@ -128,8 +166,9 @@ async def audit(*, window: list[Rec], every: list[Rec], accepted: Accepted, data
 
 async def _inboxes(f: Findings, window: list[Rec], conns: dict[str, asyncpg.Connection]) -> None:
     owed: dict[str, set[str]] = defaultdict(set)
+    consumed = consumers()
     for r in window:
-        for service in CONSUMERS.get(r.topic, {}).get(r.type, ()):
+        for service in consumed.get(r.topic, {}).get(r.type, ()):
             owed[service].add(r.id)
     for service, ids in owed.items():
         rows = await conns[service].fetch("SELECT event_id FROM inbox WHERE event_id = ANY($1::text[])", list(ids))

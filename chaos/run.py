@@ -2,6 +2,7 @@
 a fault in the middle, the canary's time to recover, then the audit once the system has drained."""
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable
@@ -19,8 +20,8 @@ from bench.load import PASSWORD
 from bench.watch import Processor
 from chaos.audit import Accepted, Findings, MailSink, audit
 from chaos.ledger import Ledger
-from chaos.probe import Canary, time_to_recover
-from chaos.stack import ChaosStack
+from chaos.probe import CANARY_SITE, Canary, time_to_recover
+from chaos.stack import FAST, ChaosStack
 
 PURPOSES = ("surveys", "analytics_cookies", "order_updates")
 DOWN = 2.0  # seconds a killed component stays down before it is started again
@@ -52,6 +53,25 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+SETTINGS = {**FAST, "ASSENT_SITES": json.dumps({"demo": [], CANARY_SITE: [], "chaos-soak": [],
+                                                **{f"chaos-{n}": [] for n in FAULTS}})}
+
+
+async def campaign(stack: ChaosStack, options: "Options", work: Path, scenarios: list[str],
+                   soak_minutes: float | None = None) -> dict:
+    """The scenarios one after the other (or, with `soak_minutes`, the soak alone) on a started stack."""
+    run = Campaign(stack, options, work)
+    await run.set_up()
+    out = {"baseline_probe_s": await run.scenario_free_probe(), "scenarios": []}
+    if soak_minutes is not None:
+        out["soak"] = await run.soak(soak_minutes)
+        out["scenarios"].append(out["soak"])
+        return out
+    for name in scenarios:
+        out["scenarios"].append(await run.scenario(name))
+    return out
+
+
 @dataclass
 class Options:
     events: int
@@ -60,7 +80,7 @@ class Options:
     users: int = 20
     registrations_per_s: float = 3
     consent_changes_per_s: float = 15
-    hit_batch: int = 10
+    hit_batch: int = 25  # hits per request: fewer requests, so the hit generator does not starve the others
 
 
 @dataclass
@@ -150,6 +170,7 @@ class Campaign:
         began = time.monotonic()
         deadline = began + self.options.drain_seconds
         findings, clean_once = Findings(), False
+        quiet_until = 0.0  # one progress line per 10 s at most
         while time.monotonic() < deadline:
             if await self.ledger.try_catch_up():
                 try:
@@ -164,6 +185,10 @@ class Campaign:
                 if findings.clean and clean_once:
                     break
                 clean_once = findings.clean
+                if not findings.clean and time.monotonic() >= quiet_until:
+                    print(f"  drain ({time.monotonic() - began:.0f}s): still waiting for {findings.open_items()}",
+                          flush=True)
+                    quiet_until = time.monotonic() + 10
             await asyncio.sleep(1)
         return findings, time.monotonic() - began
 

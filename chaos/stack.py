@@ -47,6 +47,11 @@ class ChaosStack(Stack):
         self.postgres = self.pg_server.admin_url
         self._note_postgres_pid()
 
+    def use_infra(self, kafka: str, postgres: str) -> None:
+        """Servers someone else runs (a test run's): then only the services themselves are faulted."""
+        self.origin = "given (no Kafka or PostgreSQL faults)"
+        self.kafka, self.postgres = kafka, postgres
+
     def _start_kafka(self) -> None:
         self.kafka_server = start_kafka(self.state / "kafka", *self.kafka_ports, cache=self.cache)
         self.infra_pids["kafka"] = self.kafka_server.process.pid

@@ -1,6 +1,6 @@
 """The auditor's processor check can fail: each kind of finding, from a hand-made topic and processor record."""
 
-from chaos.audit import Findings, gate
+from chaos.audit import Findings, consumers, gate
 from chaos.ledger import Rec
 
 SUBJECT, PURPOSE, PROC = "7d7f2c1e-0000-4000-8000-000000000001", "surveys", "proc-1"
@@ -60,3 +60,12 @@ def test_a_revoke_after_the_data_went_out_that_never_reached_the_processor_is_lo
                delivery("d4", "subject.revoked", "r4")])
     assert f.lost == {"revoke never reached the processor after its data went out": 1}
     assert f.samples["revoke never reached the processor after its data went out"] == ["r2"]
+
+
+def test_who_owes_which_event_is_what_the_services_subscribe_with():
+    owed = consumers()
+    users = owed["identity.users.v1"]
+    assert "consent" not in users["UserRegisteredV2"] and set(users["UserRegisteredV2"]) == {"mailer", "policy"}
+    assert set(users["UserErased"]) >= {"consent", "mailer", "policy", "support"}
+    assert owed["consent.consents.v1"]["ConsentRevoked"] == ("mailer",)
+    assert owed["telemetry.hits.v1"] == {"PageViewed": ("telemetry",)}  # its batch aggregator

@@ -133,6 +133,7 @@ def subscribe(
             await inbox.consume(spec.name, record, handlers)
 
     handle.__name__ = "on_" + spec.name.replace(".", "_")
+    handle.event_types = tuple(handlers)  # what the subscriber applies: the chaos auditor reads it (chaos.audit)
     broker.subscriber(
         settings.topic(spec.name),
         group_id=settings.group_id,
