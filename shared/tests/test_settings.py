@@ -31,7 +31,8 @@ def test_production_needs_a_strong_admin_token_and_a_database(monkeypatch):
 
 # Every other secret a class needs in production, so that only the signing secret is missing.
 _OTHER_SECRETS = {ConsentSettings: {}, MailerSettings: {"suppression_keys": {"dev-1": "s" * 32},
-                                                  "mail_token_secret": "m" * 32, "site_url": "https://site.example"}}
+                                                  "mail_token_secret": "m" * 32, "site_url": "https://site.example",
+                                                  "bounce_secret": "b" * 32}}
 
 
 @pytest.mark.parametrize("settings_class", [ConsentSettings, MailerSettings])
@@ -54,7 +55,7 @@ def test_production_refuses_the_development_suppression_keys():
     (IdentitySettings, {"signing_key_secret": "k" * 32, "data_key_secret": "d" * 32,
                         "key_clients": {"mailer": "t" * 32}, "throttle_key_secret": "h" * 32}),
     (MailerSettings, {"signing_secret": "x" * 32, "site_url": "https://site.example",
-                      "suppression_keys": {"k1": "q" * 32}, "suppression_key_id": "k1"}),
+                      "suppression_keys": {"k1": "q" * 32}, "suppression_key_id": "k1", "bounce_secret": "b" * 32}),
 ])
 def test_production_refuses_the_development_mail_token_secret(settings_class, others):
     with pytest.raises(ValidationError, match="MAIL_TOKEN_SECRET"):

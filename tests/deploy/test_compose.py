@@ -252,6 +252,9 @@ def test_service_environment(compose: dict, name: str) -> None:
         sinks = [sink for sink in compose["services"] if sink in SMTP_SINKS]
         assert env.get("ASSENT_SMTP_HOST") in sinks, f"mailer must send to the SMTP sink, not {env.get('ASSENT_SMTP_HOST')}"
         assert env.get("ASSENT_SMTP_PORT") == "1025"
+        bounce = env.get("ASSENT_BOUNCE_SECRET", "")
+        assert "${ASSENT_BOUNCE_SECRET" in bounce, "the relay's bounce secret must be overridable from the environment"
+        assert len(interpolated_default(bounce)) >= 16
 
 
 @pytest.mark.parametrize("name", BUILT)

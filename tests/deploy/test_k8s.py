@@ -63,6 +63,7 @@ REQUIRED_SECRETS["mailer"] += [
     ("ASSENT_SIGNING_SECRET", "assent-mailer", "ASSENT_SIGNING_SECRET"),
     ("ASSENT_SUPPRESSION_KEYS", "assent-mailer", "ASSENT_SUPPRESSION_KEYS"),
     ("ASSENT_KEY_OWNER_TOKEN", "assent-mailer", "ASSENT_KEY_OWNER_TOKEN"),
+    ("ASSENT_BOUNCE_SECRET", "assent-mailer", "ASSENT_BOUNCE_SECRET"),
     ("ASSENT_SMTP_USERNAME", "assent-mailer", "ASSENT_SMTP_USERNAME"),
     ("ASSENT_SMTP_PASSWORD", "assent-mailer", "ASSENT_SMTP_PASSWORD"),
 ]

@@ -23,6 +23,8 @@ from assent_devtools.testing.topics import read_topic
 
 ADMIN_TOKEN = "e2e-admin-token-" + "x" * 32
 CONSOLE_PASSWORD = "e2e-console-password"
+BOUNCE_SECRET = "e2e-bounce-secret-" + "r" * 32
+MAX_DELIVERY_ATTEMPTS = 5  # above the flaky processors' 3 failures, so they still get their delivery
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -119,6 +121,8 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         "ASSENT_ARGON2_MEMORY_KIB": "8192",
         "ASSENT_RETRY_BASE_SECONDS": "0.1",
         "ASSENT_RETRY_MAX_SECONDS": "0.5",
+        "ASSENT_MAX_DELIVERY_ATTEMPTS": str(MAX_DELIVERY_ATTEMPTS),
+        "ASSENT_BOUNCE_SECRET": BOUNCE_SECRET,
         "ASSENT_LAG_POLL_SECONDS": "2",
         "ASSENT_LOG_LEVEL": os.environ.get("ASSENT_E2E_LOG_LEVEL", "INFO"),
         # RFC 8058 wants an HTTPS link; the tests follow it over plain HTTP on loopback.

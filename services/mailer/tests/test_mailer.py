@@ -449,7 +449,7 @@ def test_production_never_allows_plain_http_webhooks():
     production = {"environment": "production", "admin_token": "a" * 40,
                   "database_url": "postgresql://x:y@db.internal/mailer", "signing_secret": "u" * 32,
                   "suppression_keys": {"k1": "s" * 32}, "suppression_key_id": "k1",
-                  "mail_token_secret": "t" * 32, "site_url": "https://site.example"}
+                  "mail_token_secret": "t" * 32, "site_url": "https://site.example", "bounce_secret": "b" * 32}
     assert MailerSettings(**production).http_webhooks is False
     with pytest.raises(ValueError, match="ASSENT_HTTP_WEBHOOKS"):
         MailerSettings(**production, http_webhooks=True)

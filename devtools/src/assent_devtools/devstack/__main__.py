@@ -93,6 +93,7 @@ def main() -> int:
             "ASSENT_SMTP_HOST": "127.0.0.1",
             "ASSENT_SMTP_PORT": str(args.smtp_port),
             "ASSENT_SIGNING_SECRET": _secret(state, "signing-secret"),
+            "ASSENT_BOUNCE_SECRET": _secret(state, "bounce-secret"),  # the mailer's: a relay signs its reports
             "ASSENT_SIGNING_KEY_SECRET": _secret(state, "signing-key-secret"),
             "ASSENT_DATA_KEY_SECRET": _secret(state, "data-key-secret"),
             "ASSENT_JWKS_URL": f"http://127.0.0.1:{services.SERVICES[0].port}/.well-known/jwks.json",
@@ -142,7 +143,8 @@ def _print_banner(kafka: str, admin_url: str, mail: Path, token: str, state: Pat
         print(f"  {spec.name:<10} http://127.0.0.1:{spec.port}   (docs: /docs)")
     print(f"  kafka      {kafka}")
     print(f"  postgres   {admin_url.rsplit('/', 1)[0]}/assent_<service>")
-    print(f"  mail sink  {mail}  (one .eml file per message)")
+    print(f"  mail sink  {mail}  (one .eml file per message; a relay signs bounce reports with "
+          f"{state / 'secrets' / 'bounce-secret'})")
     print(f"  admin token (development): {token}")
     print(f"  logs       {state / 'logs'}")
     print("\nTry: curl -s -X POST http://127.0.0.1:8101/v1/users -H 'content-type: application/json' \\")

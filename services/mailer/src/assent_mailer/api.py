@@ -1,16 +1,18 @@
 """The mailer's HTTP surface: the processor registry, delivery records, newsletters, unsubscribe, mail previews."""
 
+import time
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
-from assent_mailer.handlers import MailerHandlers
+from assent_mailer.handlers import BadSignature, MailerHandlers, RecordRelayReport, UnknownMessage
 from assent_mailer.messages import BadToken
+from assent_mailer.relay_reports import BadReport, Notification, UnsupportedMediaType
 from assent_mailer.templating import UnknownTemplate
 from assent_shared import pages
 from assent_shared.auth import authenticate, require_admin
@@ -131,6 +133,39 @@ async def one_click_unsubscribe(token: Annotated[str, Query(min_length=10, max_l
     except BadToken:
         raise Problem(400, "Invalid unsubscribe link", "The link is damaged or was not issued by us.")
     return Response('{"unsubscribed":true}', media_type="application/json")
+
+
+class ReportOut(BaseModel):
+    delivery_id: UUID = Field(description="The delivery of the mail reported on.")
+    outcome: Literal["bounced", "complained", "unchanged"] = Field(
+        description="`unchanged`: a soft bounce, or a report already recorded.")
+
+
+_REPORT_BODIES = {"application/json": {"schema": Notification.model_json_schema()},
+                  "message/rfc822": {"schema": {"type": "string", "format": "binary"}},
+                  "multipart/report": {"schema": {"type": "string", "format": "binary"}}}
+
+
+@router.post("/v1/bounces", status_code=202, response_model=ReportOut,
+             openapi_extra={"requestBody": {"required": True, "content": _REPORT_BODIES}},
+             responses={401: {"description": "Bad signature"}, 404: {"description": "Not a mail we sent"},
+                        415: {"description": "Unsupported media type"}, 422: {"description": "Not a report"}})
+async def report_bounce(request: Request,
+                        signature: Annotated[str, Header(alias="Assent-Signature", max_length=2000)] = "",
+                        service: MailerHandlers = Depends(handlers)) -> ReportOut:
+    """The relay's bounce and complaint reports, signed like the processors' webhooks: a JSON notification,
+    or the report mail itself (a DSN, RFC 3464, or a complaint, RFC 5965)."""
+    command = RecordRelayReport(signature, request.headers.get("content-type", ""), await request.body(), time.time())
+    try:
+        return ReportOut(**await service.record_relay_report(command))
+    except BadSignature:
+        raise Problem(401, "Invalid signature", "Assent-Signature is missing, stale (over 300 s) or does not match.")
+    except UnsupportedMediaType:
+        raise Problem(415, "Unsupported media type", "Send application/json, message/rfc822 or multipart/report.")
+    except BadReport as exc:
+        raise Problem(422, "Not a report", str(exc))
+    except UnknownMessage:
+        raise Problem(404, "Unknown message", "The report is about a mail the mailer did not send.")
 
 
 class TemplateOut(BaseModel):

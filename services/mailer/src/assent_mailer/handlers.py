@@ -1,26 +1,46 @@
 """The mailer's use cases: keep the consent view and contacts, plan deliveries, run the registry."""
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
 import structlog
 
-from assent_mailer import domain, messages, storage
+from assent_mailer import domain, messages, relay_reports, storage
+from assent_mailer.mails import INQUIRY_REPLY
 from assent_mailer.samples import SAMPLES
 from assent_mailer.settings import MailerSettings
 from assent_mailer.templating import Rendered, Templates
 from assent_shared import outbox
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import (
-    ConsentGranted, ConsentRevoked, DeliveryCancelled, EmailVerificationRequested, ErasureConfirmed,
-    PasswordResetRequested, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserEmailChanged,
+    ConsentGranted, ConsentRevoked, DeliveryCancelled, EmailBounced, EmailComplained, EmailVerificationRequested,
+    ErasureConfirmed, PasswordResetRequested, PolicyUpdated, ProcessorRegistered, UnsubscribeRequested, UserEmailChanged,
     UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
 )
 from assent_shared.personal import PersonalFields, SubjectErased
 
 log = structlog.get_logger(__name__)
+
+
+class BadSignature(ValueError):
+    """A relay report without a valid, fresh `Assent-Signature`."""
+
+
+class UnknownMessage(LookupError):
+    """A relay report about a mail the mailer did not send."""
+
+
+@dataclass(frozen=True)
+class RecordRelayReport:
+    """The relay reports a bounce or a complaint about a mail it took (`POST /v1/bounces`)."""
+
+    signature: str
+    content_type: str
+    body: bytes
+    received_at: float  # unix seconds, for the signature's freshness
 
 
 def delivery_fields(row: asyncpg.Record) -> dict:
@@ -201,10 +221,40 @@ class MailerHandlers:
         subject_id, purpose = messages.read_unsubscribe_token(self._settings.signing_secret, token)
         async with self._pool.acquire() as conn, conn.transaction():
             await storage.lock_subject(conn, subject_id)
-            await storage.withdraw_locally(conn, subject_id, purpose)
-            await announce_cancelled(conn, await storage.cancel_pending_mail(conn, subject_id, purpose))
-            await outbox.enqueue(conn, UnsubscribeRequested(subject_id=subject_id, purpose=purpose,
-                                                            requested_at=datetime.now(UTC)))
+            await _withdraw(conn, subject_id, purpose)
+
+    async def record_relay_report(self, command: RecordRelayReport) -> dict:
+        """A complaint unsubscribes the subject from the newsletter and suppresses the address; a hard bounce
+        suppresses it; a soft bounce changes nothing. A report repeated by the relay changes nothing more."""
+        if not relay_reports.signature_valid(self._settings.bounce_secret, command.signature, command.body,
+                                             command.received_at):
+            raise BadSignature("invalid signature")
+        report = relay_reports.read(command.content_type, command.body)
+        named = messages.sent_as(report.message_id)
+        if named is None:
+            raise UnknownMessage("not a Message-ID of ours")
+        by, named_id = named
+        key = {"delivery_id": named_id} if by == "delivery" else {"dedupe_key": f"{INQUIRY_REPLY}:{named_id}"}
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await storage.mail_delivery(conn, **key, lock=False)
+            if row is None:
+                raise UnknownMessage("no such mail")
+            await storage.lock_subject(conn, row["subject_id"])  # before the row, as every other writer
+            row = await storage.mail_delivery(conn, **key, lock=True)
+            status = {"bounce": "bounced", "complaint": "complained"}[report.kind]
+            if not report.permanent or row["status"] == status:
+                return {"delivery_id": row["delivery_id"], "outcome": "unchanged"}
+            address = report.recipient or await storage.email_of(conn, row["subject_id"])
+            if address is not None:
+                await self.suppress_address(conn, address, "complaint" if report.kind == "complaint" else "hard bounce")
+            await storage.mark_status(conn, row["delivery_id"], status)
+            if report.kind == "complaint":
+                if await storage.contact_status(conn, row["subject_id"]) == "known":  # a user, not an inquiry
+                    await _withdraw(conn, row["subject_id"], "newsletter")
+                await outbox.enqueue(conn, EmailComplained(**delivery_fields(row)))
+            else:
+                await outbox.enqueue(conn, EmailBounced(**delivery_fields(row)))
+        return {"delivery_id": row["delivery_id"], "outcome": status}
 
     async def deliveries_of(self, subject_id: UUID, after: tuple[datetime, UUID] | None = None,
                             limit: int | None = None) -> list[asyncpg.Record]:
@@ -230,3 +280,11 @@ class MailerHandlers:
         self._templates.locales(mail)
         return self._templates.render(mail, locale, {**SAMPLES[mail], "sender_name": messages.sender_name(
             self._settings.mail_from)})
+
+
+async def _withdraw(conn: asyncpg.Connection, subject_id: UUID, purpose: str) -> None:
+    """The recipient said stop (an unsubscribe link, a complaint): stop at once, and have consent record it."""
+    await storage.withdraw_locally(conn, subject_id, purpose)
+    await announce_cancelled(conn, await storage.cancel_pending_mail(conn, subject_id, purpose))
+    await outbox.enqueue(conn, UnsubscribeRequested(subject_id=subject_id, purpose=purpose,
+                                                    requested_at=datetime.now(UTC)))

@@ -4,7 +4,8 @@ import base64
 import hashlib
 import hmac
 from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+import re
+from email.utils import parseaddr
 from uuid import UUID
 
 from assent_mailer.templating import Rendered
@@ -59,6 +60,23 @@ def reply_id(message_id: UUID) -> str:
     return f"<reply-{message_id}@{MAIL_DOMAIN}>"
 
 
+def delivery_message_id(delivery_id: UUID) -> str:
+    """A mail's Message-ID names its delivery, so a bounce or complaint about it finds the delivery, and a
+    relay or reader spots a repeat after a crash (a resend has the same id)."""
+    return f"<delivery-{delivery_id}@{MAIL_DOMAIN}>"
+
+
+_OUR_MESSAGE_ID = re.compile(rf"<?(delivery|reply)-([0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}})"
+                             rf"@{re.escape(MAIL_DOMAIN)}>?", re.IGNORECASE)
+
+
+def sent_as(message_id: str) -> tuple[str, UUID] | None:
+    """What a Message-ID of ours names: ("delivery", delivery id) or ("reply", the reply's id); None for
+    any other id."""
+    found = _OUR_MESSAGE_ID.fullmatch(message_id.strip())
+    return (found.group(1).lower(), UUID(found.group(2))) if found else None
+
+
 def thread_headers(inquiry_id: UUID, message_id: UUID, earlier_replies: tuple[UUID, ...]) -> dict[str, str]:
     """RFC 5322 threading: the reply answers the newest earlier reply (or the inquiry), and names them all."""
     chain = [thread_root(inquiry_id), *map(reply_id, earlier_replies)]
@@ -78,8 +96,7 @@ def compose(sender: str, to: str, delivery_id: UUID, rendered: Rendered,
     message["From"] = sender
     message["To"] = to
     message["Subject"] = rendered.subject
-    # The delivery id in Message-ID lets a relay or a reader spot a repeat after a crash.
-    message["Message-ID"] = make_msgid(idstring=str(delivery_id), domain=MAIL_DOMAIN)
+    message["Message-ID"] = delivery_message_id(delivery_id)
     message["X-Assent-Delivery-Id"] = str(delivery_id)
     for name, value in (headers or {}).items():
         del message[name]

@@ -4,7 +4,7 @@ from assent_shared.settings import ServiceSettings
 
 
 class MailerSettings(ServiceSettings):
-    set_in_production = ("signing_secret", "suppression_keys", "mail_token_secret", "site_url")
+    set_in_production = ("signing_secret", "suppression_keys", "mail_token_secret", "site_url", "bounce_secret")
     service_name: str = "mailer"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
@@ -28,6 +28,10 @@ class MailerSettings(ServiceSettings):
     mail_token_secret: str = Field(
         default="development-only-mail-token-secret", min_length=16,
         description="Shared with identity only: opens the verification and reset tokens it seals.")
+    bounce_secret: str = Field(
+        default="development-only-bounce-secret", min_length=16,
+        description="Shared with the relay only: the HMAC key of the `Assent-Signature` on its bounce and complaint "
+                    "reports (POST /v1/bounces).")
     site_url: str = Field(default="http://127.0.0.1:8100",
                           description="The Site's public base URL: mail links go to its pages (ASSENT_SITE_URL).")
     dispatch_poll_seconds: float = 0.2
@@ -52,6 +56,8 @@ class MailerSettings(ServiceSettings):
             self.http_webhooks = self.environment != "production"
         elif self.http_webhooks and self.environment == "production":
             raise ValueError("ASSENT_HTTP_WEBHOOKS cannot be set in production: processor webhooks use https")
+        if self.bounce_secret in (self.signing_secret, self.mail_token_secret, *self.suppression_keys.values()):
+            raise ValueError("ASSENT_BOUNCE_SECRET must differ from every other secret: the relay holds it")
         if self.signing_secret in self.suppression_keys.values():
             raise ValueError("the suppression keys must differ from the unsubscribe key (ASSENT_SIGNING_SECRET)")
         return self

@@ -157,6 +157,16 @@ async def claim_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record
     )
 
 
+async def mail_delivery(conn: asyncpg.Connection, *, delivery_id: UUID | None = None, dedupe_key: str | None = None,
+                        lock: bool) -> asyncpg.Record | None:
+    """An email delivery by its id or its dedupe key; `lock`: for a change of its status."""
+    return await conn.fetchrow(
+        f"""SELECT {_DELIVERY} FROM deliveries WHERE channel = 'email' AND (delivery_id = $1 OR dedupe_key = $2)
+            {"FOR UPDATE" if lock else ""}""",
+        delivery_id, dedupe_key,
+    )
+
+
 async def mark_sent(conn: asyncpg.Connection, delivery_id: UUID) -> None:
     await conn.execute(
         "UPDATE deliveries SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL "
