@@ -12,7 +12,7 @@ import pytest
 from assent_shared import inbox as inbox_module
 from assent_shared.cloudevents import encode_headers, meta_for
 from assent_shared.events import UserErased, UserRegistered
-from assent_shared.inbox import Handler, Inbox
+from assent_shared.inbox import BatchHandler, Handler, Inbox
 from assent_shared.metrics import Metrics
 from assent_shared.migrate import SHARED, apply_migrations
 
@@ -83,7 +83,7 @@ def ce_id(record: Record) -> str:
 class Recorder:
     """A handler that writes one row per application in the inbox's transaction, and can be told to fail."""
 
-    def __init__(self, failures: list[BaseException] | None = None) -> None:
+    def __init__(self, failures: list[BaseException | None] | None = None) -> None:
         self.failures = list(failures or [])
         self.calls = 0
         self.seen: list[tuple[UserRegistered, str]] = []
@@ -92,8 +92,8 @@ class Recorder:
         self.calls += 1
         await conn.execute("INSERT INTO applied VALUES ($1, $2)", meta.id, event.user_id)
         self.seen.append((event, meta.id))
-        if self.failures:
-            raise self.failures.pop(0)
+        if self.failures and (failure := self.failures.pop(0)) is not None:
+            raise failure
 
     def handlers(self) -> dict[str, Handler]:
         return {"UserRegistered": Handler(UserRegistered, self)}
@@ -235,3 +235,56 @@ async def test_an_event_type_without_a_handler_is_ignored_not_dead_lettered(env)
     assert recorder.calls == 0
     assert env.dead == [] and env.sample("dead_letters_total") == 0
     assert await env.inbox_rows() == []  # nothing remembered: a later version with a handler may still apply it
+
+
+async def test_a_batch_applies_in_record_order_once_each_and_drops_its_own_redeliveries(env):
+    recorder = Recorder()
+    first, second = record_of(registered()), record_of(registered())
+    applied_before = record_of(registered())
+    assert await env.inbox.consume(TOPIC, applied_before, recorder.handlers()) is True
+    batch = [first, applied_before, second, first]
+    assert await env.inbox.consume_batch(TOPIC, batch, recorder.handlers()) == 2
+    assert [meta_id for _, meta_id in recorder.seen] == [ce_id(applied_before), ce_id(first), ce_id(second)]
+    assert sorted(r["event_id"] for r in await env.applied_rows()) == sorted(map(ce_id, [applied_before, first, second]))
+    assert env.sample("inbox_duplicates_dropped_total") == 2
+    assert env.sample("inbox_events_applied_total", type="UserRegistered") == 3
+
+
+async def test_a_record_that_breaks_its_batch_is_dead_lettered_and_the_rest_of_the_batch_applies(env):
+    poisoned = registered()
+
+    async def refuses_one(conn: asyncpg.Connection, event: UserRegistered, meta) -> None:
+        await conn.execute("INSERT INTO applied VALUES ($1, $2)", meta.id, event.user_id)
+        if event.user_id == poisoned.user_id:
+            raise ValueError("breaks a rule")
+
+    batch = [record_of(registered()), record_of(poisoned), record_of(registered())]
+    handlers = {"UserRegistered": Handler(UserRegistered, refuses_one)}
+    assert await env.inbox.consume_batch(TOPIC, batch, handlers) == 2
+    assert [(r, reason) for r, reason in env.dead] == [(batch[1], "handler failed: ValueError")]
+    # The failed batch transaction left nothing behind: each good record once, the bad one not at all.
+    assert sorted(r["event_id"] for r in await env.applied_rows()) == sorted([ce_id(batch[0]), ce_id(batch[2])])
+    assert len(await env.inbox_rows()) == 2
+
+
+async def test_a_transient_error_in_a_batch_propagates_and_commits_none_of_it(env):
+    batch = [record_of(registered()), record_of(registered())]
+    with pytest.raises(OSError):
+        await env.inbox.consume_batch(TOPIC, batch, Recorder([None, OSError("connection reset")]).handlers())
+    assert await env.applied_rows() == [] and await env.inbox_rows() == [] and env.dead == []
+    assert await env.inbox.consume_batch(TOPIC, batch, Recorder().handlers()) == 2
+
+
+async def test_a_batch_handler_gets_the_fresh_events_of_the_batch_in_one_call(env):
+    calls: list[list[str]] = []
+
+    async def total(conn: asyncpg.Connection, events) -> None:
+        calls.append([meta.id for _, meta in events])
+        await conn.executemany("INSERT INTO applied VALUES ($1, $2)", [(m.id, e.user_id) for e, m in events])
+
+    handlers = {"UserRegistered": BatchHandler(UserRegistered, total)}
+    batch = [record_of(registered()) for _ in range(3)]
+    assert await env.inbox.consume_batch(TOPIC, batch[:1], handlers) == 1
+    assert await env.inbox.consume_batch(TOPIC, batch, handlers) == 2
+    assert calls == [[ce_id(batch[0])], [ce_id(batch[1]), ce_id(batch[2])]]
+    assert len(await env.applied_rows()) == 3

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
+from assent_shared import topics
 from assent_shared.cloudevents import encode_headers, meta_for
 from assent_shared.events import DeviceConsentGranted, DeviceConsentRevoked, PageViewed
 from assent_devtools.testing.helpers import eventually, unique
@@ -157,7 +158,7 @@ async def test_a_hit_the_rollups_cannot_take_is_dead_lettered_and_the_partition_
     assert _by_value(stats["breakdowns"]["page"]) == {"/before": (1, 1), "/after": (1, 1)}
     dead = await eventually(lambda: read_topic(infra.kafka_bootstrap, telemetry.prefix + "telemetry.dead-letters.v1"))
     assert [b"/nul\\u0000path" in r.value for _, r in dead] == [True]
-    assert dict(dead[0][1].headers)["dlq_reason"].startswith(b"cannot apply: ")
+    assert dict(dead[0][1].headers)["dlq_reason"].startswith(b"handler failed: ")
     # Later hits of the partition still count.
     await telemetry.hit("203.0.113.9", CHROME_WINDOWS, {"site_id": "demo", "url": "https://demo.example/later"})
     await eventually(lambda: _pageviews(telemetry, 3))
@@ -165,16 +166,16 @@ async def test_a_hit_the_rollups_cannot_take_is_dead_lettered_and_the_partition_
 
 async def test_while_the_aggregator_fails_readiness_is_red_and_retries_back_off_until_it_recovers(telemetry_app):
     async with telemetry_app(task_restart_min_seconds=0.3, task_restart_max_seconds=5) as telemetry:
-        service = telemetry.app.state.service
-        aggregate, failed_at = service.aggregate, []
+        inbox = telemetry.app.state.runtime.inbox
+        consume_batch, failed_at = inbox.consume_batch, []
 
-        async def outage(records) -> None:  # the database unreachable for three batches
-            if len(failed_at) < 3:
+        async def outage(topic, records, handlers) -> int:  # the database unreachable for three batches of hits
+            if topic == topics.HITS.name and len(failed_at) < 3:
                 failed_at.append(time.monotonic())
                 raise OSError("connection refused")
-            await aggregate(records)
+            return await consume_batch(topic, records, handlers)
 
-        service.aggregate = outage
+        inbox.consume_batch = outage
         await telemetry.hit("203.0.113.4", CHROME_WINDOWS, {"site_id": "demo", "url": "https://demo.example/o"})
 
         async def red() -> dict | None:

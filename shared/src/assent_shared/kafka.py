@@ -14,7 +14,8 @@ from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 
 from assent_shared.events import CATALOG, PLAINTEXT_PERSONAL_DATA
-from assent_shared.inbox import Handler, Inbox, Record
+from assent_shared.inbox import AnyHandler, Inbox, Record
+from assent_shared.supervise import Supervisor
 from assent_shared.settings import ServiceSettings
 from assent_shared.topics import TopicSpec, dead_letter_topic
 
@@ -119,18 +120,26 @@ def subscribe(
     settings: ServiceSettings,
     spec: TopicSpec,
     inbox: Inbox,
-    handlers: Mapping[str, Handler[Any]],
+    handlers: Mapping[str, AnyHandler],
+    *,
+    max_records: int | None = None,
+    supervised_as: tuple[Supervisor, str] | None = None,
 ) -> None:
-    """Register `on_<topic>`: every record goes through the inbox; offsets commit after it returns.
+    """Register `on_<topic>`: each batch goes through the inbox in one transaction; offsets commit
+    after it returns.
 
-    Records come in batches so that offsets are committed once per batch, not once per record
-    (a commit per record capped a consumer at about 160 records/s: docs/performance.md). An error
-    rewinds the whole batch; the inbox drops the records of it that were already applied.
+    Offsets are committed once per batch, not once per record (a commit per record capped a
+    consumer at about 160 records/s: docs/performance.md). An error rewinds the whole batch; the
+    inbox drops the records of it that were already applied. Supervised (as a task name), a failing
+    batch (database gone) turns readiness red and the retry waits out a doubling pause.
     """
-
     async def handle(message: KafkaMessage) -> None:
-        for record in message.raw_message:
-            await inbox.consume(spec.name, record, handlers)
+        if supervised_as is None:
+            await inbox.consume_batch(spec.name, message.raw_message, handlers)
+            return
+        supervisor, task = supervised_as
+        async with supervisor.guard(task):
+            await inbox.consume_batch(spec.name, message.raw_message, handlers)
 
     handle.__name__ = "on_" + spec.name.replace(".", "_")
     handle.event_types = tuple(handlers)  # what the subscriber applies: the chaos auditor reads it (chaos.audit)
@@ -139,7 +148,7 @@ def subscribe(
         group_id=settings.group_id,
         auto_offset_reset="earliest",
         batch=True,
-        max_records=settings.consumer_batch,
+        max_records=max_records or settings.consumer_batch,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,

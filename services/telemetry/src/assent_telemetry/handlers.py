@@ -8,14 +8,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import structlog
-from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
-from assent_shared import cloudevents, kafka, topics
+from assent_shared import cloudevents, topics
 from assent_shared.bootstrap import Runtime
 from assent_shared.cloudevents import EventMeta
 from assent_shared.events import DeviceConsentGranted, DeviceConsentRevoked, PageViewed
-from assent_shared.inbox import TRANSIENT
 from assent_shared.logs import current_correlation_id
 from assent_telemetry import domain, partner, storage
 from assent_telemetry.networks import NetworkLookup
@@ -87,7 +84,6 @@ class TelemetryHandlers:
         self._networks = networks
         self._clock = clock
         self._salts = DailySalts(runtime.pool)
-        self._dead_letter = kafka.dead_letterer(settings, runtime.producer)
         self._late_hit = timedelta(seconds=settings.late_hit_seconds)
         self._settle = timedelta(seconds=settings.report_settle_seconds)
         self._limit = NetworkRateLimit(settings.network_hits_per_minute)
@@ -153,70 +149,18 @@ class TelemetryHandlers:
         await asyncio.gather(*sends)
         self._runtime.metrics.events_published.labels(topic=topics.HITS.name).inc(len(events))
 
-    async def aggregate(self, records: Sequence[ConsumerRecord]) -> None:
-        """One transaction per batch: the inbox drops redeliveries, the rest are added to the rollups.
-
-        A batch the database refuses for a value in it (a data error, not an outage) is applied again
-        record by record, so only the records at fault go to the dead-letter topic and the partition
-        goes on.
-        """
-        decoded: dict[str, tuple[ConsumerRecord, PageViewed]] = {}
-        for record in records:
-            if (found := await self._decode(record)) is not None:
-                event_id, event = found
-                decoded.setdefault(event_id, (record, event))
-        if not decoded:
-            return
-        rejected = 0
-        try:
-            fresh = await self._apply({i: e for i, (_, e) in decoded.items()})
-        except TRANSIENT:
-            raise
-        except Exception:
-            fresh = set()
-            for event_id, (record, event) in decoded.items():
-                try:
-                    fresh |= await self._apply({event_id: event})
-                except TRANSIENT:
-                    raise
-                except Exception as exc:
-                    rejected += 1
-                    await self._reject(record, f"cannot apply: {type(exc).__name__}")
-        metrics = self._runtime.metrics
-        metrics.events_applied.labels(topic=topics.HITS.name, type="PageViewed").inc(len(fresh))
-        metrics.inbox_duplicates.labels(topic=topics.HITS.name).inc(len(decoded) - len(fresh) - rejected)
-
-    async def _apply(self, events: dict[str, PageViewed]) -> set[str]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await storage.claim_events(conn, topics.HITS.name, list(events))
-            if fresh:
-                hits, visitors = domain.tally(events[i] for i in fresh)
-                await storage.add_hits(conn, hits)
-                # Per-visitor rows only for days still open: a final day's are gone for good.
-                latest_final = self._latest_final_day()
-                visitors = {v for v in visitors if v[1] > latest_final}
-                if visitors:
-                    await storage.add_visitors(conn, visitors)
-                units = [u for u in partner.unit_hits(events[i] for i in fresh) if u.day > latest_final]
-                if units:
-                    await storage.add_unit_hits(conn, units)
-        return fresh
-
-    async def _decode(self, record: ConsumerRecord) -> tuple[str, PageViewed] | None:
-        try:
-            meta = cloudevents.decode_headers(record.headers)
-            if meta.type != "PageViewed":
-                return None
-            return meta.id, PageViewed.model_validate_json(record.value or b"")
-        except (cloudevents.MalformedHeaders, ValidationError) as exc:
-            await self._reject(record, "malformed headers" if isinstance(exc, cloudevents.MalformedHeaders)
-                               else "invalid payload")
-            return None
-
-    async def _reject(self, record: ConsumerRecord, reason: str) -> None:
-        log.error("message dead-lettered", partition=record.partition, offset=record.offset, reason=reason)
-        await self._dead_letter(record, reason)
-        self._runtime.metrics.dead_letters.labels(topic=topics.HITS.name).inc()
+    async def add_page_views(self, conn: asyncpg.Connection, views: Sequence[tuple[PageViewed, EventMeta]]) -> None:
+        """The fresh hits of a batch, totalled in memory and added to the rollups in one upsert per group."""
+        hits, visitors = domain.tally(event for event, _ in views)
+        await storage.add_hits(conn, hits)
+        # Per-visitor rows only for days still open: a final day's are gone for good.
+        latest_final = self._latest_final_day()
+        visitors = {v for v in visitors if v[1] > latest_final}
+        if visitors:
+            await storage.add_visitors(conn, visitors)
+        units = [u for u in partner.unit_hits(event for event, _ in views) if u.day > latest_final]
+        if units:
+            await storage.add_unit_hits(conn, units)
 
     async def stats(self, site_id: str, first: date, last: date, breakdowns: Sequence[str], limit: int) -> Stats:
         async with self._pool.acquire() as conn:

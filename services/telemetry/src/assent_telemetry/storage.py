@@ -25,17 +25,6 @@ async def prune_inbox(conn: asyncpg.Connection, topic: str, keep_days: int) -> N
     )
 
 
-async def claim_events(conn: asyncpg.Connection, topic: str, event_ids: list[str]) -> set[str]:
-    """Record the ids in the inbox; returns those not seen before (the rest are redeliveries)."""
-    rows = await conn.fetch(
-        """INSERT INTO inbox (event_id, topic, event_type)
-           SELECT id, $2, 'PageViewed' FROM unnest($1::text[]) AS id
-           ON CONFLICT DO NOTHING RETURNING event_id""",
-        event_ids, topic,
-    )
-    return {r["event_id"] for r in rows}
-
-
 async def add_hits(conn: asyncpg.Connection, hits: Counter[RollupKey]) -> None:
     # Sorted, so that two aggregators meeting on the same rows during a rebalance lock them in one order.
     keys = sorted(hits, key=lambda k: (k.site_id, k.day, k.dimension, k.value, k.hour))
