@@ -24,22 +24,18 @@ from pathlib import Path
 import asyncpg
 
 from assent_devtools.devstack import services
-from assent_shared.events import CATALOG
 from chaos.ledger import Rec
 
 def consumers() -> dict[str, dict[str, tuple[str, ...]]]:
     """Which service must apply which event of which topic: what each service's `subscribers.register`
-    subscribes with, run against a recorder, so that this cannot fall behind the code. A subscriber
-    not made by `kafka.subscribe` (telemetry's batch aggregator) owes every event of its topic."""
+    subscribes with (every subscriber is made by `kafka.subscribe`), run against a recorder, so that
+    this cannot fall behind the code."""
     owed: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for spec in services.SERVICES:
         module = importlib.import_module(f"{spec.factory.split('.', 1)[0]}.subscribers")
         recorder = _Recorder()
         module.register(*(recorder for _ in inspect.signature(module.register).parameters))
         for topic, event_types in recorder.subscribed:
-            if event_types is None:
-                event_types = tuple(name for name, cls in CATALOG.items()
-                                    if topic in {t.name for t in cls.travels_on()})
             for event_type in event_types:
                 owed[topic][event_type].append(spec.name)
     return {topic: {t: tuple(names) for t, names in by_type.items()} for topic, by_type in owed.items()}
@@ -50,14 +46,14 @@ class _Recorder:
     of each subscriber and the event types it applies; every other attribute or call is itself again."""
 
     def __init__(self) -> None:
-        self.subscribed: list[tuple[str, tuple[str, ...] | None]] = []
+        self.subscribed: list[tuple[str, tuple[str, ...]]] = []
 
     def topic(self, name: str) -> str:  # settings.topic: the topic without a prefix
         return name
 
     def subscriber(self, topic: str, **_options: object):
         def keep(handle):
-            self.subscribed.append((topic, getattr(handle, "event_types", None)))
+            self.subscribed.append((topic, handle.event_types))
             return handle
         return keep
 
