@@ -93,3 +93,11 @@ async def verify_address(page: Page, system, email: str) -> None:
     await page.goto(link)
     await page.get_by_role("button", name="Verify my address").click()
     await page.wait_for_url(re.compile(r"done=verified"))
+
+
+def as_client(number: int | None = None) -> dict[str, str]:
+    """Headers of a browser that comes from an address of its own (documentation range, RFC 5737):
+    the Site passes it on, so the services' per-client limits count this test alone."""
+    import random
+
+    return {"X-Forwarded-For": f"198.51.{random.randint(0, 255)}.{number or random.randint(1, 254)}"}

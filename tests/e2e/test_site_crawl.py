@@ -51,7 +51,11 @@ START = ["/", "/policy", "/policy/versions/1", "/policy/diff?from=1&to=1", "/sig
          "/my-data", "/my-data/erase", "/my-data/export", "/no-such-page", "/policy/versions/999999",
          "/policy/diff?from=a&to=2", "/admin", "/admin/policy", "/admin/telemetry", "/admin/subjects?q=nobody",
          "/admin/erasures?user_id=00000000-0000-0000-0000-000000000000", "/admin/telemetry/visits.svg",
-         "/static/site.css"]
+         "/static/site.css", "/contact", "/contact/mine",
+         "/contact/reply?inquiry=00000000-0000-0000-0000-000000000000&token=" + "x" * 24,
+         "/admin/inquiries", "/admin/inquiries?status=open&topic=feedback", "/admin/feedback?bucket=week",
+         "/admin/feedback?bucket=month&days=366", "/admin/templates", "/admin/templates/welcome?locale=xx",
+         "/admin/processors", "/admin/processors/no-such-processor", "/admin/erasures"]
 
 
 async def test_no_page_answers_5xx_to_anyone(system, browser):
@@ -72,6 +76,11 @@ async def test_no_page_answers_5xx_to_anyone(system, browser):
     assert seen["/my-data"] == 303 and seen_signed_in["/my-data"] == 200
     assert seen["/admin"] == 303 and seen_admin["/admin"] == 200 and seen_admin["/admin/telemetry/browser.svg?days=14"] == 200
     assert seen["/no-such-page"] == 404 and seen["/policy/versions/999999"] == 404
+    assert seen["/contact"] == 200 and seen_signed_in["/contact/mine"] == 200 and seen["/contact/mine"] == 303
+    for path in ("/admin/inquiries", "/admin/feedback?bucket=week", "/admin/templates", "/admin/processors",
+                 "/admin/erasures", "/admin/templates/welcome/preview.html?locale=en"):
+        assert seen_admin[path] == 200, (path, seen_admin[path])
+    assert seen_admin["/admin/templates/welcome?locale=xx"] == 404
 
     # A few visits in a desktop browser, so the charts show what people did, not only bots.
     reader = await browser.new_context(base_url=system.urls["site"], user_agent=DESKTOP_CHROME)

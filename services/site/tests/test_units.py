@@ -106,3 +106,24 @@ async def test_every_page_follows_the_next_cursor_to_the_end():
 
     async with httpx.AsyncClient(base_url="http://upstream", transport=httpx.MockTransport(answer)) as http:
         assert await Upstream(http, None).every_page("/v1/items") == [1, 2, 3]
+
+
+def test_feedback_periods_are_days_weeks_from_monday_or_months():
+    from datetime import date
+
+    from assent_site.routes.inbox import periods
+
+    assert periods(date(2026, 12, 2), 3, "day") == (date(2026, 11, 30), date(2026, 12, 2),
+                                                    [date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)])
+    first, _, weeks = periods(date(2026, 12, 2), 10, "week")
+    assert first == date(2026, 11, 23) and weeks == [date(2026, 11, 23), date(2026, 11, 30)]
+    first, _, months = periods(date(2026, 3, 1), 61, "month")
+    assert months == [date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)]
+
+
+def test_the_site_takes_a_forwarded_address_only_when_told_and_refuses_an_open_proxy_in_production():
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        SiteSettings(environment="production", session_secret="s" * 40, site_url="https://site.example",
+                     trust_forwarded_for=True)
+    assert SiteSettings(environment="production", session_secret="s" * 40, site_url="https://site.example",
+                        trust_forwarded_for=True, trusted_proxies=["10.0.0.0/8"]).trusted_proxies == ["10.0.0.0/8"]

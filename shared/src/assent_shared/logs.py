@@ -12,7 +12,8 @@ _CORRELATION = "correlation_id"
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper(), force=True)
-    for noisy in ("aiokafka", "faststream", "uvicorn.access"):
+    # httpx logs every request URL at INFO: a token or an address in a query must not reach the logs.
+    for noisy in ("aiokafka", "faststream", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

@@ -60,3 +60,15 @@ def breakdown(dimension: str, days: list[Day]) -> str:
 
 def render(name: str, days: list[Day]) -> str:
     return visits(days) if name == "visits" else breakdown(name, days)
+
+
+def topic_counts(periods: list[date], counts: list[dict], labels: dict[str, str]) -> str:
+    """Inquiries per topic and period (support's feedback counts), as stacked bars: numbers only."""
+    chart = pygal.StackedBar(js=[], disable_xml_declaration=True, no_prefix=True, style=CleanStyle, width=760,
+                             height=340, title="Messages per topic", x_label_rotation=30, legend_at_bottom=True,
+                             include_x_axis=True)
+    chart.x_labels = [p.strftime("%d %b") for p in periods]
+    by_key = {(c["period"], c["topic"]): c["count"] for c in counts}
+    for topic, label in labels.items():
+        chart.add(label, [by_key.get((p.isoformat(), topic), 0) for p in periods])
+    return chart.render()

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -14,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from assent_shared import tracing
+from assent_shared.clients import Forwarding
 from assent_shared.logs import configure_logging
 from assent_shared.metrics import Metrics
 from assent_shared.observability import Observe
@@ -22,9 +24,10 @@ from assent_site.clients.consent import ConsentClient
 from assent_site.clients.identity import IdentityClient
 from assent_site.clients.mailer import MailerClient
 from assent_site.clients.policy import PolicyClient
+from assent_site.clients.support import SupportClient
 from assent_site.clients.telemetry import TelemetryClient
 from assent_site.rendering import templates
-from assent_site.routes import account, admin, cookies, mydata, public
+from assent_site.routes import account, admin, contact, cookies, inbox, mails, mydata, public
 from assent_site.sealing import CsrfTokens, Sealer
 from assent_site.security import SecurityHeaders
 from assent_site.settings import SiteSettings
@@ -41,14 +44,16 @@ def create_app(settings: SiteSettings | None = None) -> FastAPI:
         configure_logging(settings.service_name, settings.log_level)
         clients = [httpx.AsyncClient(base_url=url, timeout=settings.upstream_timeout_seconds)
                    for url in (settings.identity_url, settings.consent_url, settings.mailer_url,
-                               settings.policy_url, settings.telemetry_url)]
-        identity, consent, mailer, policy, telemetry = clients
+                               settings.policy_url, settings.telemetry_url, settings.support_url)]
+        identity, consent, mailer, policy, telemetry, support = clients
         token = settings.admin_token
         services = Services(IdentityClient(identity, token), ConsentClient(consent, token),
                             MailerClient(mailer, token), PolicyClient(policy, token),
-                            TelemetryClient(telemetry, token))
+                            TelemetryClient(telemetry, token), SupportClient(support, token))
+        forwarding = Forwarding(settings.trusted_proxies if settings.trust_forwarded_for else (),
+                                trust_any_peer=settings.trust_forwarded_for and settings.environment != "production")
         app.state.site = Site(settings, services, Sealer(settings.session_secret),
-                              CsrfTokens(settings.session_secret), templates())
+                              CsrfTokens(settings.session_secret), templates(), forwarding)
         log.info("service started")
         try:
             yield
@@ -66,7 +71,8 @@ def create_app(settings: SiteSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(Observe)
     app.mount("/static", StaticFiles(directory=str(resources.files("assent_site").joinpath("static"))), "static")
-    for router in (public.router, account.router, mydata.router, cookies.router, admin.router):
+    for router in (public.router, account.router, mydata.router, cookies.router, contact.router, admin.router,
+                   inbox.router, mails.router):
         app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)
@@ -74,6 +80,11 @@ def create_app(settings: SiteSettings | None = None) -> FastAPI:
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _here(request: Request) -> str:
+    """Where to come back to after signing in: this page, with its query (a reply link's, say)."""
+    return request.url.path + (f"?{request.url.query}" if request.method == "GET" and request.url.query else "")
 
 
 def _install_error_pages(app: FastAPI) -> None:
@@ -84,11 +95,11 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(SignInRequired)
     async def on_sign_in(request: Request, _exc: SignInRequired) -> Response:
-        return redirect(f"/signin?next={request.url.path}")
+        return redirect(f"/signin?next={quote(_here(request), safe='/')}")
 
     @app.exception_handler(AdminRequired)
     async def on_admin(request: Request, _exc: AdminRequired) -> Response:
-        return redirect(f"/admin/signin?next={request.url.path}")
+        return redirect(f"/admin/signin?next={quote(_here(request), safe='/')}")
 
     @app.exception_handler(CsrfRefused)
     async def on_csrf(request: Request, _exc: CsrfRefused) -> Response:

@@ -31,10 +31,11 @@ class SecurityHeaders:
                 names = {name.lower() for name, _ in headers}
                 if b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", self._csp))
+                if b"x-frame-options" not in names:
+                    headers.append((b"x-frame-options", b"DENY"))
                 headers += [
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
                     (b"permissions-policy", b"interest-cohort=(), camera=(), microphone=(), geolocation=()"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                 ]

@@ -44,6 +44,11 @@ class SiteSettings(BaseSettings):
     session_hours: float = Field(default=12, gt=0, le=24 * 30, description="Longest life of a sign-in at the Site.")
     admin_session_minutes: float = Field(default=60, gt=0, le=24 * 60)
     upstream_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    trust_forwarded_for: bool = Field(
+        default=False, description="The Site sits behind a proxy: take the visitor's address from X-Forwarded-For.")
+    trusted_proxies: list[str] = Field(
+        default=[], description="CIDRs of the proxies whose X-Forwarded-For counts (JSON list); required in "
+                                "production when trust_forwarded_for is set.")
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> "SiteSettings":
@@ -51,6 +56,9 @@ class SiteSettings(BaseSettings):
             for name in self.set_in_production:
                 if getattr(self, name) == type(self).model_fields[name].default:
                     raise UnsafeSettings(f"ASSENT_{name.upper()} must be set in production")
+            if self.trust_forwarded_for and not self.trusted_proxies:
+                raise UnsafeSettings("ASSENT_TRUSTED_PROXIES must list the proxies' networks in production when "
+                                     "ASSENT_TRUST_FORWARDED_FOR is set")
             if not self.secure_cookies:
                 raise UnsafeSettings("ASSENT_SITE_URL must be https in production")
         return self

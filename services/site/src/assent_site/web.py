@@ -13,11 +13,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 from starlette.datastructures import FormData
 
+from assent_shared.clients import Forwarding
 from assent_site.clients.base import Unavailable, UpstreamError
 from assent_site.clients.consent import ConsentClient
 from assent_site.clients.identity import IdentityClient
 from assent_site.clients.mailer import MailerClient
 from assent_site.clients.policy import PolicyClient
+from assent_site.clients.support import SupportClient
 from assent_site.clients.telemetry import TelemetryClient
 from assent_site.sealing import CsrfTokens, Sealer
 from assent_site.settings import SiteSettings
@@ -45,6 +47,9 @@ DONE = {
     "erased": "Your account is erased. Every service is removing what it held about you.",
     "published": "The policy version is published.",
     "registered": "The processor is registered.",
+    "answer_sent": "Your answer is sent. We will reply here, and by mail if we have your address.",
+    "replied": "Your reply is sent.",
+    "closed": "The inquiry is closed.",
 }
 
 
@@ -67,6 +72,7 @@ class Services:
     mailer: MailerClient
     policy: PolicyClient
     telemetry: TelemetryClient
+    support: SupportClient
 
 
 @dataclass
@@ -76,6 +82,7 @@ class Site:
     sealer: Sealer
     csrf: CsrfTokens
     templates: Environment
+    forwarding: Forwarding
 
 
 def site_of(request: Request) -> Site:
@@ -96,6 +103,11 @@ def delete_cookie(request: Request, name: str, path: str = "/") -> None:
 
 def gpc(request: Request) -> bool:
     return request.headers.get("sec-gpc", "").strip() == "1"
+
+
+def client_address(request: Request) -> str | None:
+    """The visitor's address, for the services' per-client limits (X-Forwarded-For only from our proxies)."""
+    return site_of(request).forwarding.client_address(request)
 
 
 def device_id(request: Request) -> str | None:
@@ -146,6 +158,8 @@ async def current_session(request: Request) -> dict | None:
     if session is None and SESSION_COOKIE in request.cookies:
         delete_cookie(request, SESSION_COOKIE)
     request.state.session = session
+    if session is not None and gpc(request) and not session.get("gpc"):
+        request.state.gpc_withdrawn = await _honour_gpc(request, session)
     return session
 
 
@@ -238,10 +252,24 @@ async def page(request: Request, template: str, status: int = 200, **context: An
     html = site.templates.get_template(template).render(
         request=request, settings=site.settings, session=session, admin=admin_session(request) if admin_page else None,
         csrf=site.csrf.issue(_binding(request)), notice=notice, done=done, gpc=gpc(request),
+        gpc_withdrawn=getattr(request.state, "gpc_withdrawn", None),
         device=device_id(request), cookie_choice_pending=not admin_page and device_id(request) is None,
         **context,
     )
     return HTMLResponse(html, status_code=status)
+
+
+async def _honour_gpc(request: Request, session: dict) -> list[dict] | None:
+    """A signed-in person whose browser sends GPC: their third-party grants are withdrawn at consent, once
+    per sign-in (the session remembers it), before the page reads anything; the page shows what went."""
+    try:
+        withdrawn = await site_of(request).services.consent.honour_gpc(session["uid"], session["access"])
+    except (Unavailable, UpstreamError):
+        log.warning("gpc not applied; tried again on the next page")
+        return None
+    session["gpc"] = True
+    _store_session(request, session)
+    return withdrawn
 
 
 async def _notice_for(request: Request, session: dict | None) -> dict | None:

@@ -58,6 +58,12 @@ class Upstream:
         response = await self.call(method, path, **kwargs)
         return response.json() if response.content else None
 
+    async def one_page(self, path: str, params: dict[str, Any] | None = None, limit: int = 50,
+                       **kwargs: Any) -> tuple[list, str | None]:
+        """One page of a paginated list and the cursor of the next, for pages a person turns."""
+        response = await self.call("GET", path, params={**(params or {}), "limit": limit}, **kwargs)
+        return response.json(), response.headers.get("x-next-cursor")
+
     async def every_page(self, path: str, max_pages: int = 50, **kwargs: Any) -> list:
         """A paginated list in full: the pages follow `X-Next-Cursor` (bounded, so a loop cannot run away)."""
         items: list = []

@@ -28,3 +28,7 @@ class ConsentClient(Upstream):
     async def set_device_consent(self, device_id: str, purpose: str, granted: bool, gpc: bool) -> dict:
         return await self.json("PUT", f"/v1/devices/{device_id}/consents/{purpose}", json={"granted": granted},
                                gpc=gpc)
+
+    async def honour_gpc(self, subject_id: str, token: str) -> list[dict]:
+        """The person's browser sends GPC: every third-party grant of theirs is withdrawn."""
+        return await self.json("POST", f"/v1/subjects/{subject_id}/gpc", token=token)

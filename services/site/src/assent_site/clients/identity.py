@@ -17,8 +17,10 @@ class IdentityClient(Upstream):
             body["locale"] = locale
         return await self.json("POST", "/v1/users", json=body)
 
-    async def sign_in(self, email: str, password: str) -> dict:
-        return await self.json("POST", "/v1/sessions", json={"email": email, "password": password})
+    async def sign_in(self, email: str, password: str, client: str | None = None) -> dict:
+        # Identity throttles per client: it must see the visitor's address, not the Site's.
+        headers = {"X-Forwarded-For": client} if client else {}
+        return await self.json("POST", "/v1/sessions", json={"email": email, "password": password}, headers=headers)
 
     async def refresh(self, refresh_token: str) -> dict:
         return await self.json("POST", "/v1/sessions/refresh", json={"refresh_token": refresh_token})
@@ -52,3 +54,13 @@ class IdentityClient(Upstream):
 
     async def find_user(self, email: str) -> dict:
         return await self.json("GET", "/v1/admin/users", params={"email": email}, admin=True)
+
+    async def erasures(self, cursor: str | None) -> tuple[list[dict], str | None]:
+        return await self.one_page("/v1/admin/erasures", params={"cursor": cursor} if cursor else {}, admin=True)
+
+    async def reserve_console_attempt(self, account: str, client: str | None) -> None:
+        await self.call("POST", "/v1/admin/console-attempts", json={"account": account, "client": client}, admin=True)
+
+    async def release_console_attempt(self, account: str, client: str | None) -> None:
+        await self.call("POST", "/v1/admin/console-attempts/succeeded", json={"account": account, "client": client},
+                        admin=True)

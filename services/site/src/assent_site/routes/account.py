@@ -7,15 +7,15 @@ from fastapi.responses import HTMLResponse, Response
 
 from assent_site.clients.base import UpstreamError
 from assent_site.web import (
-    current_session, end_session, field, local_path, page, read_form, redirect, require_session, site_of,
-    start_session, user_id_of,
+    client_address, current_session, end_session, field, local_path, page, read_form, redirect, require_session,
+    site_of, start_session, user_id_of,
 )
 
 router = APIRouter(tags=["pages"])
 _LOCALE = re.compile(r"^[a-z]{2,3}$")
 
 
-def _locale(request: Request) -> str | None:
+def locale_of(request: Request) -> str | None:
     first = request.headers.get("accept-language", "").split(",")[0].split(";")[0].split("-")[0].strip().lower()
     return first if _LOCALE.match(first) else None
 
@@ -39,8 +39,8 @@ async def signup(request: Request) -> Response:
     name, newsletter = field(form, "display_name", 200), form.get("newsletter") == "yes"
     values = {"email": email, "display_name": name, "newsletter": newsletter}
     try:
-        created = await identity.register(email, password, name or None, newsletter, _locale(request))
-        tokens = await identity.sign_in(email, password)
+        created = await identity.register(email, password, name or None, newsletter, locale_of(request))
+        tokens = await identity.sign_in(email, password, client_address(request))
     except UpstreamError as refused:
         return await page(request, "signup.html", status=400 if refused.status != 429 else 429,
                           values=values, error=_why(refused))
@@ -50,7 +50,13 @@ async def signup(request: Request) -> Response:
 
 @router.get("/signin", response_class=HTMLResponse)
 async def signin_page(request: Request, next: str = Query(default="/my-data", max_length=500)) -> HTMLResponse:
-    return await page(request, "signin.html", next=local_path(next, "/my-data"), email="")
+    target = local_path(next, "/my-data")
+    # Sent back here from the page a sign-in just went to: the browser did not keep the sign-in cookie.
+    blocked = target.endswith(("?done=signed_in", "&done=signed_in"))
+    target = target.removesuffix("?done=signed_in").removesuffix("&done=signed_in")
+    return await page(request, "signin.html", next=target, email="", cookies_blocked=blocked,
+                      error="Your browser did not keep the sign-in cookie. Signing in needs that one cookie; "
+                            "everything that needs no account works without it." if blocked else None)
 
 
 @router.post("/signin", response_class=HTMLResponse)
@@ -58,7 +64,8 @@ async def signin(request: Request) -> Response:
     form = await read_form(request)
     email, target = field(form, "email", 320), local_path(field(form, "next", 500), "/my-data")
     try:
-        tokens = await site_of(request).services.identity.sign_in(email, str(form.get("password", ""))[:1024])
+        tokens = await site_of(request).services.identity.sign_in(email, str(form.get("password", ""))[:1024],
+                                                                 client_address(request))
     except UpstreamError as refused:
         error = "Wrong email or password." if refused.status in (400, 401, 422) else _why(refused)
         return await page(request, "signin.html", status=429 if refused.status == 429 else 400, next=target,

@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from assent_site import charts
 from assent_site.clients.base import Unavailable, UpstreamError
 from assent_site.rendering import diff_lines, unified_diff
 from assent_site.web import (
-    ADMIN_COOKIE, delete_cookie, field, local_path, page, read_form, redirect, require_admin, set_cookie, site_of,
+    ADMIN_COOKIE, client_address, delete_cookie, field, local_path, page, read_form, redirect, require_admin, set_cookie, site_of,
 )
 
 router = APIRouter(prefix="/admin", tags=["console"])
@@ -22,6 +22,9 @@ _hasher = PasswordHasher()
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
+# Failed console sign-ins are counted at identity, in its database, per this account and per client: a
+# count every Site replica shares (a sealed cookie cannot count: the guesser simply drops it).
+CONSOLE_ACCOUNT = "site-console"
 
 
 @router.get("/signin", response_class=HTMLResponse)
@@ -36,11 +39,20 @@ async def signin(request: Request) -> Response:
     target = local_path(field(form, "next", 500), "/admin")
     if not target.startswith("/admin"):
         target = "/admin"
+    client = client_address(request)
+    try:
+        await site.services.identity.reserve_console_attempt(CONSOLE_ACCOUNT, client)
+    except UpstreamError as refused:
+        if refused.status != 429:
+            raise
+        return await page(request, "admin/signin.html", status=429, next=target,
+                          error=f"Too many failed sign-ins. Try again in {refused.retry_after or 'a few'} seconds.")
     try:
         # No hash configured: nobody signs in (verify raises on the empty hash).
         _hasher.verify(site.settings.admin_password_hash or "", str(form.get("password", ""))[:1024])
     except (VerificationError, InvalidHashError):
         return await page(request, "admin/signin.html", status=400, next=target, error="Wrong password.")
+    await site.services.identity.release_console_attempt(CONSOLE_ACCOUNT, client)
     max_age = int(site.settings.admin_session_minutes * 60)
     set_cookie(request, ADMIN_COOKIE, site.sealer.seal({"admin": True, "nonce": secrets.token_urlsafe(16)}),
                max_age, "/admin")
@@ -153,10 +165,26 @@ async def publish(request: Request) -> Response:
 # ------------------------------------------------------------------ processors and subjects
 
 
+async def _processors_page(request: Request, status: int = 200, **context) -> HTMLResponse:
+    listed = await site_of(request).services.mailer.processors()
+    return await page(request, "admin/processors.html", status=status, processors=listed, **context)
+
+
 @router.get("/processors", response_class=HTMLResponse)
 async def processors(request: Request) -> HTMLResponse:
     require_admin(request)
-    return await page(request, "admin/processors.html", values={})
+    return await _processors_page(request, values={})
+
+
+@router.get("/processors/{processor_id}", response_class=HTMLResponse)
+async def processor_deliveries(request: Request, processor_id: str = Path(max_length=64, pattern=_SLUG.pattern),
+                               cursor: str | None = Query(default=None, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")
+                               ) -> HTMLResponse:
+    """A processor's webhook deliveries, newest first, each with the consent event that allowed it."""
+    require_admin(request)
+    deliveries, next_cursor = await site_of(request).services.mailer.processor_deliveries(processor_id, cursor)
+    return await page(request, "admin/processor.html", processor_id=processor_id, deliveries=deliveries,
+                      next_cursor=next_cursor)
 
 
 @router.post("/processors", response_class=HTMLResponse)
@@ -166,15 +194,14 @@ async def register_processor(request: Request) -> Response:
     values = {name: field(form, name, 500) for name in ("processor_id", "name", "endpoint_url", "purposes")}
     purposes = [p.strip() for p in values["purposes"].split(",") if p.strip()]
     if not _SLUG.match(values["processor_id"]):
-        return await page(request, "admin/processors.html", status=400, values=values,
-                          error="The id is lower-case letters, digits, '.', '_' or '-'.")
+        return await _processors_page(request, status=400, values=values,
+                                      error="The id is lower-case letters, digits, '.', '_' or '-'.")
     try:
         await site_of(request).services.mailer.register_processor(
             values["processor_id"], values["name"], values["endpoint_url"], purposes,
             str(form.get("signing_secret", ""))[:500])
     except UpstreamError as refused:
-        return await page(request, "admin/processors.html", status=400, values=values,
-                          error=refused.detail or refused.title)
+        return await _processors_page(request, status=400, values=values, error=refused.detail or refused.title)
     return redirect("/admin/processors", "registered")
 
 
@@ -199,19 +226,24 @@ async def subjects(request: Request, q: str = Query(default="", max_length=320))
 
 
 @router.get("/erasures", response_class=HTMLResponse)
-async def erasures(request: Request, user_id: str = Query(default="", max_length=64)) -> HTMLResponse:
+async def erasures(request: Request, user_id: str = Query(default="", max_length=64),
+                   cursor: str | None = Query(default=None, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")
+                   ) -> HTMLResponse:
+    """Every erasure request, newest first, with its completion; or one, by user id."""
     require_admin(request)
+    identity = site_of(request).services.identity
     user_id = user_id.strip()
     if not user_id:
-        return await page(request, "admin/erasures.html", user_id="")
+        listed, next_cursor = await identity.erasures(cursor)
+        return await page(request, "admin/erasures.html", user_id="", erasures=listed, next_cursor=next_cursor)
     if not _UUID.match(user_id):
         return await page(request, "admin/erasures.html", status=400, user_id=user_id, error="That is not a user id.")
     try:
-        status = await site_of(request).services.identity.erasure(user_id)
+        erasure = await identity.erasure(user_id)
     except UpstreamError:
         return await page(request, "admin/erasures.html", status=404, user_id=user_id,
                           error="No erasure was requested for that id.")
-    return await page(request, "admin/erasures.html", user_id=user_id, status=status)
+    return await page(request, "admin/erasures.html", user_id=user_id, erasure=erasure)
 
 
 # ------------------------------------------------------------------ telemetry

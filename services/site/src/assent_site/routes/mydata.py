@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from assent_site.clients.base import UpstreamError
-from assent_site.web import end_session, field, page, read_form, redirect, require_session, site_of, gpc
+from assent_site.web import client_address, end_session, field, page, read_form, redirect, require_session, site_of, gpc
 
 router = APIRouter(tags=["pages"])
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -88,7 +88,7 @@ async def erase(request: Request) -> Response:
     identity = site_of(request).services.identity
     me = await identity.me(session["access"])
     try:
-        fresh = await identity.sign_in(me["email"], str(form.get("password", ""))[:1024])
+        fresh = await identity.sign_in(me["email"], str(form.get("password", ""))[:1024], client_address(request))
     except UpstreamError as refused:
         error = "That is not your password." if refused.status in (400, 401) else refused.detail or refused.title
         return await page(request, "erase.html", status=400, error=error)
