@@ -3,8 +3,8 @@ sign-in that locks a guessing client out; and GPC honoured on a signed-in person
 
 import re
 
-from assent_shared.testing.helpers import eventually, unique
-from assent_shared.testing.receiver import ProcessorReceiver
+from assent_devtools.testing.helpers import eventually, unique
+from assent_devtools.testing.receiver import ProcessorReceiver
 from tests.e2e.conftest import CONSOLE_PASSWORD, screenshot
 from tests.e2e.site_steps import PASSWORD, as_client, console, consent_row, sign_in
 

@@ -3,7 +3,7 @@ reply mail's link to the thread, answered back; feedback counts with no personal
 
 import re
 
-from assent_shared.testing.helpers import eventually, unique
+from assent_devtools.testing.helpers import eventually, unique
 from tests.e2e.conftest import screenshot
 from tests.e2e.site_steps import as_client, console, sign_up
 
