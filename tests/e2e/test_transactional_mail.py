@@ -1,9 +1,12 @@
 """Issue 13 end to end, every service a process on real Kafka and PostgreSQL, mail in the SMTP sink:
 an anonymous inquiry answered by mail, threaded, answered back by the mail's link and answered again;
-an order update in the user's language; bad order records dead-lettered while the next still goes out."""
+one without an address kept with no personal data; an erasure by address removing the inquiry and its
+reply, confirmed by InquiryErased; an order update in the user's language; bad order records
+dead-lettered while the next still goes out."""
 
 import json
 import re
+import secrets
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -13,6 +16,7 @@ from assent_shared.cloudevents import encode_headers, meta_for
 from assent_shared.events import OrderStatusChanged
 from assent_devtools.testing.helpers import eventually, unique
 from assent_devtools.testing.topics import publish, read_topic
+from tests.e2e.conftest import consumed, find_text
 
 _REPLY_LINK = re.compile(r"(https?://\S+/contact/reply\?inquiry=([0-9a-f-]+)&token=([A-Za-z0-9_.-]+))")
 
@@ -55,6 +59,58 @@ async def test_an_anonymous_inquiry_is_answered_by_mail_in_its_thread(system):
     assert again["Message-ID"] == f"<reply-{second.json()['id']}@assent.example>"
     assert again["In-Reply-To"] == first_id and again["References"].split() == [root, first_id]
     assert "It is only used to answer you." in again.get_body(("plain",)).get_content()
+
+
+async def test_an_anonymous_inquiry_without_an_address_keeps_no_personal_data(system):
+    client_ip = f"198.51.100.{secrets.randbelow(254) + 1}"  # the writer's address, as the proxy forwards it
+    async with system.client("support") as support:
+        sent = await support.post("/v1/inquiries", headers={"X-Forwarded-For": client_ip},
+                                  json={"topic": "feedback", "message": f"Nice site {unique('fb-')}"})
+        assert sent.status_code == 202, sent.text
+        inquiry = sent.json()
+        thread = (await support.get(f"/v1/admin/inquiries/{inquiry['id']}", headers=system.admin)).json()
+        assert thread["email"] is None and not thread["signed_in"] and not thread["reply_by_mail"]
+        reply = await support.post(f"/v1/admin/inquiries/{inquiry['id']}/replies", headers=system.admin,
+                                   json={"body": "Thank you."})
+        assert reply.status_code == 201, reply.text
+
+    async def answered():
+        records = await read_topic(system.kafka, system.topic("support.inquiries.v1"))
+        return [json.loads(r.value) for m, r in records if m.type == "InquiryAnswered" and r.key == inquiry["id"].encode()]
+
+    [event] = await eventually(answered, timeout=30)
+    assert event["reply_by_mail"] is False and event["email"] is None and event["user_id"] is None
+    # Once the mailer has read past the answer: it wrote nothing, as it had nobody to write to.
+    await consumed(system, "mailer", "support.inquiries.v1", lambda m: m.type == "InquiryAnswered")
+    async with system.client("mailer") as mailer:
+        assert (await mailer.get(f"/v1/subjects/{inquiry['id']}/deliveries", headers=system.admin)).json() == []
+    assert not [m for m in system.sink.messages() if inquiry["reference"] in m["Subject"]]
+    assert await find_text(system.envs["support"]["DATABASE_URL"], client_ip) == []
+
+
+async def test_an_erasure_by_address_removes_the_inquiry_and_its_reply_and_is_confirmed(system):
+    email, question = f"{unique('gone')}@example.com", f"Please forget me {unique('q-')}"
+    async with system.client("support") as support:
+        sent = await support.post("/v1/inquiries", json={"topic": "privacy_question", "message": question,
+                                                         "email": email})
+        assert sent.status_code == 202, sent.text
+        inquiry = sent.json()
+        reply = await support.post(f"/v1/admin/inquiries/{inquiry['id']}/replies", headers=system.admin,
+                                   json={"body": "We will."})
+        assert reply.status_code == 201, reply.text
+        await eventually(lambda: mails_to(system, email), timeout=30)
+        erased = await support.post("/v1/admin/erasures", headers=system.admin, json={"email": email})
+        assert erased.status_code == 200 and erased.json() == {"erased": 1}, erased.text
+        assert (await support.get(f"/v1/admin/inquiries/{inquiry['id']}", headers=system.admin)).status_code == 404
+
+    async def confirmed():
+        records = await read_topic(system.kafka, system.topic("support.inquiries.v1"))
+        return [m for m, r in records if m.type == "InquiryErased" and r.key == inquiry["id"].encode()]
+
+    await eventually(confirmed, timeout=30)
+    for needle in (email, question, "We will."):
+        assert await find_text(system.envs["support"]["DATABASE_URL"], needle) == [], needle
+    assert await find_text(system.envs["mailer"]["DATABASE_URL"], email) == []
 
 
 async def _register(system, locale):
