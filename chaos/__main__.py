@@ -78,7 +78,7 @@ def main() -> int:
             system = ChaosStack(state, SETTINGS)
             (state / "work").mkdir(parents=True, exist_ok=True)
             system.start_infra(stack, ROOT / "var" / "cache")
-            print(f"starting the five services (topic prefix {system.prefix})...", flush=True)
+            print(f"starting the services (topic prefix {system.prefix})...", flush=True)
             system.start_system(stack)
             options = Options(events=args.events, load_seconds=args.load_seconds, drain_seconds=args.drain_seconds)
             results = asyncio.run(campaign(system, options, state / "work", args.scenarios,
