@@ -1,4 +1,4 @@
-"""Identity's HTTP surface: thin routes that turn requests into handler calls."""
+"""Identity's HTTP surface: thin routes that turn requests into use case calls."""
 
 from datetime import datetime
 from typing import Annotated
@@ -7,27 +7,19 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from assent_identity import domain
-from assent_identity.export import Exporter
-from assent_identity.handlers import IdentityHandlers, InvalidCredentials, SessionEnded, Throttled
+from assent_identity import domain, handlers
+from assent_identity import links as link_cases
+from assent_identity.deps import ExporterDep, ForwardingDep, Keys, Links, PasswordsDep, Settings, Store, Vault
+from assent_identity.handlers import InvalidCredentials, SessionEnded, Throttled
 from assent_identity.links import TooManyMails
-from assent_identity.storage import EmailTaken
+from assent_identity.ports import EmailTaken
 from assent_shared import pages
 from assent_shared.auth import bearer_token, require_admin
-from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
 from assent_shared.text import Line, Secret
 
 router = APIRouter()
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
-
-
-def handlers(request: Request) -> IdentityHandlers:
-    return request.app.state.service
-
-
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 class RegistrationIn(BaseModel):
@@ -71,12 +63,13 @@ def _user_out(user: domain.User) -> UserOut:
 
 @router.post("/v1/users", status_code=201, response_model=UserOut,
              responses={409: {"description": "Email taken"}, 422: {"description": "Invalid email or password"}})
-async def register(body: RegistrationIn, service: IdentityHandlers = Depends(handlers)) -> UserOut:
+async def register(body: RegistrationIn, store: Store, settings: Settings, passwords: PasswordsDep, keys: Keys,
+                   links: Links) -> UserOut:
     try:
-        user = await service.register_user(domain.RegisterUser(
+        user = await handlers.register_user(store, domain.RegisterUser(
             email=body.email, password=body.password, newsletter_opt_in=body.newsletter_opt_in,
             display_name=body.display_name, locale=body.locale,
-        ))
+        ), settings=settings, passwords=passwords, keys=keys, links=links)
     except domain.InvalidInput as exc:
         raise Problem(422, "Invalid registration", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
     except EmailTaken:
@@ -86,10 +79,11 @@ async def register(body: RegistrationIn, service: IdentityHandlers = Depends(han
 
 @router.post("/v1/sessions", response_model=SessionOut,
              responses={401: {"description": "Invalid credentials"}, 429: {"description": "Too many failures"}})
-async def login(body: CredentialsIn, request: Request, service: IdentityHandlers = Depends(handlers),
-                rt: Runtime = Depends(runtime)) -> SessionOut:
+async def login(body: CredentialsIn, request: Request, store: Store, settings: Settings, passwords: PasswordsDep,
+                vault: Vault, forwarding: ForwardingDep) -> SessionOut:
     try:
-        issued = await service.start_session(body.email, body.password, rt.forwarding.client_address(request))
+        issued = await handlers.start_session(store, body.email, body.password, forwarding.client_address(request),
+                                              settings=settings, passwords=passwords, vault=vault)
     except InvalidCredentials:
         raise Problem(401, "Invalid credentials", "The email or password is wrong.", headers=_UNAUTHORIZED)
     except Throttled as exc:
@@ -100,21 +94,21 @@ async def login(body: CredentialsIn, request: Request, service: IdentityHandlers
 
 
 @router.post("/v1/sessions/refresh", response_model=SessionOut, responses={401: {"description": "Invalid token"}})
-async def refresh(body: RefreshIn, service: IdentityHandlers = Depends(handlers)) -> SessionOut:
+async def refresh(body: RefreshIn, store: Store, settings: Settings, vault: Vault) -> SessionOut:
     try:
-        issued = await service.refresh_session(body.refresh_token)
+        issued = await handlers.refresh_session(store, body.refresh_token, settings=settings, vault=vault)
     except InvalidCredentials:
         raise Problem(401, "Invalid refresh token", headers=_UNAUTHORIZED)
     return SessionOut(access_token=issued.access_token, expires_in=issued.expires_in,
                       refresh_token=issued.refresh_token)
 
 
-async def _claims(request: Request, service: IdentityHandlers = Depends(handlers)) -> dict:
+async def _claims(request: Request, store: Store, settings: Settings) -> dict:
     token = bearer_token(request)
     if token is None:
         raise Problem(401, "Authentication required", headers=_UNAUTHORIZED)
     try:
-        return await service.verify_access_token(token)
+        return await handlers.verify_access_token(store, token, settings=settings)
     except SessionEnded:
         raise Problem(401, "Session ended", headers=_UNAUTHORIZED)
     except InvalidCredentials:
@@ -122,14 +116,14 @@ async def _claims(request: Request, service: IdentityHandlers = Depends(handlers
 
 
 @router.delete("/v1/sessions/current", status_code=204)
-async def logout(claims: dict = Depends(_claims), service: IdentityHandlers = Depends(handlers)) -> Response:
-    await service.end_session(UUID(claims["sid"]))
+async def logout(store: Store, settings: Settings, claims: dict = Depends(_claims)) -> Response:
+    await handlers.end_session(store, UUID(claims["sid"]), settings=settings)
     return Response(status_code=204)
 
 
 @router.get("/v1/users/me", response_model=UserOut)
-async def me(claims: dict = Depends(_claims), service: IdentityHandlers = Depends(handlers)) -> UserOut:
-    user = await service.get_user(UUID(claims["sub"]))
+async def me(store: Store, claims: dict = Depends(_claims)) -> UserOut:
+    user = await handlers.get_user(store, UUID(claims["sub"]))
     if user is None:
         raise Problem(404, "No such user")
     return _user_out(user)
@@ -147,10 +141,11 @@ class PasswordChangeIn(BaseModel):
 
 @router.put("/v1/users/me/email", response_model=UserOut,
             responses={403: {"description": "Wrong password"}, 409: {"description": "Email taken"}})
-async def change_email(body: EmailChangeIn, claims: dict = Depends(_claims),
-                       service: IdentityHandlers = Depends(handlers)) -> UserOut:
+async def change_email(body: EmailChangeIn, store: Store, passwords: PasswordsDep, keys: Keys, links: Links,
+                       claims: dict = Depends(_claims)) -> UserOut:
     try:
-        user = await service.change_email(UUID(claims["sub"]), body.email, body.password)
+        user = await handlers.change_email(store, UUID(claims["sub"]), body.email, body.password,
+                                           passwords=passwords, keys=keys, links=links)
     except domain.InvalidInput as exc:
         raise Problem(422, "Invalid email", str(exc))
     except InvalidCredentials:
@@ -162,11 +157,11 @@ async def change_email(body: EmailChangeIn, claims: dict = Depends(_claims),
 
 @router.put("/v1/users/me/password", status_code=204,
             responses={403: {"description": "Wrong password"}, 422: {"description": "Weak password"}})
-async def change_password(body: PasswordChangeIn, claims: dict = Depends(_claims),
-                          service: IdentityHandlers = Depends(handlers)) -> Response:
+async def change_password(body: PasswordChangeIn, store: Store, settings: Settings, passwords: PasswordsDep,
+                          claims: dict = Depends(_claims)) -> Response:
     try:
-        await service.change_password(UUID(claims["sub"]), UUID(claims["sid"]), body.current_password,
-                                      body.new_password)
+        await handlers.change_password(store, UUID(claims["sub"]), UUID(claims["sid"]), body.current_password,
+                                       body.new_password, settings=settings, passwords=passwords)
     except domain.InvalidInput as exc:
         raise Problem(422, "Invalid password", str(exc))
     except InvalidCredentials:
@@ -175,48 +170,46 @@ async def change_password(body: PasswordChangeIn, claims: dict = Depends(_claims
 
 
 @router.get("/v1/users/me/export")
-async def export_my_data(request: Request, claims: dict = Depends(_claims),
-                         service: IdentityHandlers = Depends(handlers)) -> dict:
-    user = await service.get_user(UUID(claims["sub"]))
+async def export_my_data(request: Request, store: Store, exporter: ExporterDep,
+                         claims: dict = Depends(_claims)) -> dict:
+    user = await handlers.get_user(store, UUID(claims["sub"]))
     if user is None:
         raise Problem(404, "No such user")
-    exporter: Exporter = request.app.state.exporter
     return await exporter.export(user, bearer_token(request) or "")
 
 
 @router.delete("/v1/users/me", status_code=202)
-async def erase_me(claims: dict = Depends(_claims), service: IdentityHandlers = Depends(handlers)) -> dict:
+async def erase_me(store: Store, settings: Settings, keys: Keys, claims: dict = Depends(_claims)) -> dict:
     user_id = UUID(claims["sub"])
-    await service.erase_user(user_id)
+    await handlers.erase_user(store, user_id, settings=settings, keys=keys)
     return {"user_id": str(user_id), "status_url": f"/v1/erasures/{user_id}"}
 
 
 @router.get("/v1/erasures/{user_id}", responses={404: {"description": "No erasure of that id"}})
-async def erasure_status(user_id: UUID, service: IdentityHandlers = Depends(handlers)) -> dict:
-    status = await service.erasure_status(user_id)
+async def erasure_status(user_id: UUID, store: Store, settings: Settings) -> dict:
+    status = await handlers.erasure_status(store, user_id, settings=settings)
     if status is None:
         raise Problem(404, "No such erasure")
     return status
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(response: Response, service: IdentityHandlers = Depends(handlers)) -> dict:
+async def jwks(response: Response, store: Store, settings: Settings, vault: Vault) -> dict:
     response.headers["Cache-Control"] = "public, max-age=60"
-    return await service.jwks()
+    return await handlers.publish_jwks(store, settings=settings, vault=vault)
 
 
 @router.post("/v1/admin/signing-keys/rotate", status_code=201)
-async def rotate_keys(request: Request, rt: Runtime = Depends(runtime),
-                      service: IdentityHandlers = Depends(handlers)) -> dict:
-    require_admin(request, rt.settings.admin_token)
-    return {"kid": await service.rotate_keys()}
+async def rotate_keys(request: Request, store: Store, settings: Settings, vault: Vault) -> dict:
+    require_admin(request, settings.admin_token)
+    return {"kid": await handlers.rotate_keys(store, vault=vault)}
 
 
 @router.get("/v1/admin/users", response_model=UserOut)
 async def admin_find_user(email: Annotated[str, Query(max_length=320)], request: Request,
-                          rt: Runtime = Depends(runtime), service: IdentityHandlers = Depends(handlers)) -> UserOut:
-    require_admin(request, rt.settings.admin_token)
-    user = await service.find_user(email)
+                          store: Store, settings: Settings) -> UserOut:
+    require_admin(request, settings.admin_token)
+    user = await handlers.find_user(store, email)
     if user is None:
         raise Problem(404, "No such user")
     return _user_out(user)
@@ -232,12 +225,12 @@ class ErasureOut(BaseModel):
 
 
 @router.get("/v1/admin/erasures", response_model=list[ErasureOut])
-async def admin_list_erasures(request: Request, response: Response, requested: pages.Page = Depends(pages.page),
-                              rt: Runtime = Depends(runtime),
-                              service: IdentityHandlers = Depends(handlers)) -> list[ErasureOut]:
+async def admin_list_erasures(request: Request, response: Response, store: Store, settings: Settings,
+                              requested: pages.Page = Depends(pages.page)) -> list[ErasureOut]:
     """Every erasure request, newest first, with what each service confirmed."""
-    require_admin(request, rt.settings.admin_token)
-    rows = await service.list_erasures(requested.position(datetime.fromisoformat, UUID), requested.fetch_limit())
+    require_admin(request, settings.admin_token)
+    rows = await handlers.list_erasures(store, requested.position(datetime.fromisoformat, UUID),
+                                        requested.fetch_limit(), settings=settings)
     shown = pages.respond(request, response, rows, requested,
                           key=lambda r: [r["requested_at"].isoformat(), r["user_id"]])
     return [ErasureOut(**r) for r in shown]
@@ -250,14 +243,14 @@ class ConsoleAttemptIn(BaseModel):
 
 @router.post("/v1/admin/console-attempts", status_code=204,
              responses={429: {"description": "Locked out; Retry-After says for how long"}})
-async def reserve_console_attempt(body: ConsoleAttemptIn, request: Request, rt: Runtime = Depends(runtime),
-                                  service: IdentityHandlers = Depends(handlers)) -> Response:
+async def reserve_console_attempt(body: ConsoleAttemptIn, request: Request, store: Store,
+                                  settings: Settings) -> Response:
     """The Site asks before it checks the console's password: the attempt is counted (a failure until
     `.../succeeded` says otherwise), per account and per client, in identity's database, so every Site
     replica shares the count."""
-    require_admin(request, rt.settings.admin_token)
+    require_admin(request, settings.admin_token)
     try:
-        await service.reserve_console_attempt(body.account, body.client)
+        await handlers.reserve_console_attempt(store, body.account, body.client, settings=settings)
     except Throttled as exc:
         raise Problem(429, "Too many failed sign-ins", "Wait before trying again.",
                       headers={"Retry-After": str(exc.retry_after)})
@@ -265,27 +258,26 @@ async def reserve_console_attempt(body: ConsoleAttemptIn, request: Request, rt: 
 
 
 @router.post("/v1/admin/console-attempts/succeeded", status_code=204)
-async def release_console_attempt(body: ConsoleAttemptIn, request: Request, rt: Runtime = Depends(runtime),
-                                  service: IdentityHandlers = Depends(handlers)) -> Response:
-    require_admin(request, rt.settings.admin_token)
-    await service.release_console_attempt(body.account, body.client)
+async def release_console_attempt(body: ConsoleAttemptIn, request: Request, store: Store,
+                                  settings: Settings) -> Response:
+    require_admin(request, settings.admin_token)
+    await handlers.release_console_attempt(store, body.account, body.client, settings=settings)
     return Response(status_code=204)
 
 
 @router.post("/v1/admin/users/{user_id}/disable", status_code=204)
-async def admin_disable_user(user_id: UUID, request: Request, rt: Runtime = Depends(runtime),
-                             service: IdentityHandlers = Depends(handlers)) -> Response:
-    require_admin(request, rt.settings.admin_token)
-    if not await service.disable_user(user_id) and await service.get_user(user_id) is None:
+async def admin_disable_user(user_id: UUID, request: Request, store: Store, settings: Settings) -> Response:
+    require_admin(request, settings.admin_token)
+    if (not await handlers.disable_user(store, user_id, settings=settings)
+            and await handlers.get_user(store, user_id) is None):
         raise Problem(404, "No such user")
     return Response(status_code=204)
 
 
 @router.get("/v1/admin/users/{user_id}", response_model=UserOut)
-async def admin_get_user(user_id: UUID, request: Request, rt: Runtime = Depends(runtime),
-                         service: IdentityHandlers = Depends(handlers)) -> UserOut:
-    require_admin(request, rt.settings.admin_token)
-    user = await service.get_user(user_id)
+async def admin_get_user(user_id: UUID, request: Request, store: Store, settings: Settings) -> UserOut:
+    require_admin(request, settings.admin_token)
+    user = await handlers.get_user(store, user_id)
     if user is None:
         raise Problem(404, "No such user")
     return _user_out(user)
@@ -314,10 +306,11 @@ def _too_many(exc: TooManyMails) -> Problem:
 
 @router.post("/v1/password-resets", status_code=202,
              responses={422: {"description": "Not an email address"}, 429: {"description": "Too many from this client"}})
-async def request_password_reset(body: ResetRequestIn, request: Request, service: IdentityHandlers = Depends(handlers),
-                                 rt: Runtime = Depends(runtime)) -> dict:
+async def request_password_reset(body: ResetRequestIn, request: Request, store: Store, settings: Settings,
+                                 links: Links, forwarding: ForwardingDep) -> dict:
     try:
-        await service.links.request_password_reset(body.email, rt.forwarding.client_address(request))
+        await link_cases.request_password_reset(store, body.email, forwarding.client_address(request),
+                                                settings=settings, links=links)
     except domain.InvalidInput as exc:
         raise Problem(422, "Invalid email", str(exc), errors=[{"loc": ["body", "email"], "msg": str(exc)}])
     except TooManyMails as exc:
@@ -327,9 +320,10 @@ async def request_password_reset(body: ResetRequestIn, request: Request, service
 
 @router.post("/v1/password-resets/confirm", status_code=204,
              responses={400: {"description": "Invalid or expired link"}, 422: {"description": "Weak password"}})
-async def confirm_password_reset(body: ResetConfirmIn, service: IdentityHandlers = Depends(handlers)) -> Response:
+async def confirm_password_reset(body: ResetConfirmIn, store: Store, settings: Settings,
+                                 passwords: PasswordsDep) -> Response:
     try:
-        await service.links.reset_password(body.token, body.password)
+        await link_cases.reset_password(store, body.token, body.password, settings=settings, passwords=passwords)
     except domain.InvalidToken:
         raise Problem(400, *_BAD_LINK)
     except domain.InvalidInput as exc:
@@ -338,20 +332,18 @@ async def confirm_password_reset(body: ResetConfirmIn, service: IdentityHandlers
 
 
 @router.post("/v1/email-verifications/confirm", status_code=204, responses={400: {"description": "Invalid or expired link"}})
-async def confirm_email_verification(body: VerificationConfirmIn,
-                                     service: IdentityHandlers = Depends(handlers)) -> Response:
+async def confirm_email_verification(body: VerificationConfirmIn, store: Store) -> Response:
     try:
-        await service.links.verify_email(body.token)
+        await link_cases.verify_email(store, body.token)
     except domain.InvalidToken:
         raise Problem(400, *_BAD_LINK)
     return Response(status_code=204)
 
 
 @router.post("/v1/users/me/email-verifications", status_code=202, responses={429: {"description": "Too many mails"}})
-async def resend_email_verification(claims: dict = Depends(_claims),
-                                    service: IdentityHandlers = Depends(handlers)) -> dict:
+async def resend_email_verification(store: Store, links: Links, claims: dict = Depends(_claims)) -> dict:
     try:
-        sent = await service.links.resend_verification(UUID(claims["sub"]))
+        sent = await link_cases.resend_verification(store, UUID(claims["sub"]), links=links)
     except TooManyMails as exc:
         raise _too_many(exc)
     return {"sent": sent, "detail": "A new link is on its way." if sent else "The address is verified already."}

@@ -16,7 +16,7 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from assent_identity import storage
+from assent_identity.ports import Identities, IdentityStore
 from assent_shared.personal import DataKey, FieldUnreadable, SubjectErased, new_data_key
 
 log = structlog.get_logger(__name__)
@@ -53,8 +53,8 @@ class KeyWrap:
 class DataKeys:
     """Create, read and delete subjects' data keys; each call in its own transaction unless given one."""
 
-    def __init__(self, pool: asyncpg.Pool, data_key_secret: str, clients: dict[str, str]) -> None:
-        self._pool = pool
+    def __init__(self, identities: Identities, data_key_secret: str, clients: dict[str, str]) -> None:
+        self._identities = identities
         self._wrap = KeyWrap(data_key_secret)
         self._clients = {name: hashlib.sha256(token.encode()).digest() for name, token in clients.items()}
 
@@ -64,59 +64,59 @@ class DataKeys:
         given = hashlib.sha256(token.encode()).digest()
         return service if expected is not None and hmac.compare_digest(expected, given) else None
 
-    async def key_for(self, service: str, subject_id: UUID, conn: asyncpg.Connection | None = None) -> DataKey:
-        if conn is None:
-            async with self._pool.acquire() as own, own.transaction():
+    async def key_for(self, service: str, subject_id: UUID, store: IdentityStore | None = None) -> DataKey:
+        if store is None:
+            async with self._identities.transaction() as own:
                 return await self.key_for(service, subject_id, own)
-        if await storage.data_key_erased(conn, subject_id):
+        if await store.data_key_erased(subject_id):
             await self._audit_refusal(service, subject_id, None, "create", "erased")
             raise SubjectErased("the subject was erased")
-        row = await storage.data_key(conn, subject_id)
+        row = await store.data_key(subject_id)
         if row is None:
             made = new_data_key(subject_id, uuid4())
-            row = await storage.insert_data_key(conn, subject_id, made.key_id, self._wrap.wrap(made), service)
-        await storage.audit_key_access(conn, service, subject_id, row["key_id"], "create", "ok")
+            row = await store.insert_data_key(subject_id, made.key_id, self._wrap.wrap(made), service)
+        await store.audit_key_access(service, subject_id, row["key_id"], "create", "ok")
         return self._wrap.unwrap(subject_id, row["key_id"], row["wrapped_key"])
 
     async def key(self, service: str, subject_id: UUID, key_id: UUID) -> DataKey:
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await storage.data_key(conn, subject_id)
+        async with self._identities.transaction() as store:
+            row = await store.data_key(subject_id)
             if row is not None and row["key_id"] == key_id:
-                await storage.audit_key_access(conn, service, subject_id, key_id, "read", "ok")
+                await store.audit_key_access(service, subject_id, key_id, "read", "ok")
                 return self._wrap.unwrap(subject_id, key_id, row["wrapped_key"])
-            erased = await storage.data_key_erased(conn, subject_id)
-            await storage.audit_key_access(conn, service, subject_id, key_id, "read", "erased" if erased else "unknown")
+            erased = await store.data_key_erased(subject_id)
+            await store.audit_key_access(service, subject_id, key_id, "read", "erased" if erased else "unknown")
         if erased:
             raise SubjectErased("the subject was erased")
         raise FieldUnreadable("no such data key")
 
-    async def erase(self, service: str, subject_id: UUID, conn: asyncpg.Connection | None = None) -> None:
-        if conn is None:
-            async with self._pool.acquire() as own, own.transaction():
+    async def erase(self, service: str, subject_id: UUID, store: IdentityStore | None = None) -> None:
+        if store is None:
+            async with self._identities.transaction() as own:
                 return await self.erase(service, subject_id, own)
-        row = await storage.data_key(conn, subject_id)
+        row = await store.data_key(subject_id)
         if row is not None and service not in (row["owner_service"], SELF):
             await self._audit_refusal(service, subject_id, row["key_id"], "erase", "refused")
             raise NotKeyOwner(service)
-        await storage.delete_data_key(conn, subject_id, service)
-        await storage.audit_key_access(conn, service, subject_id, row["key_id"] if row else None, "erase", "ok")
+        await store.delete_data_key(subject_id, service)
+        await store.audit_key_access(service, subject_id, row["key_id"] if row else None, "erase", "ok")
 
     async def _audit_refusal(self, service: str, subject_id: UUID, key_id: UUID | None, action: str,
                              outcome: str) -> None:
         """A refusal is recorded in a transaction of its own: the caller's rolls back."""
-        async with self._pool.acquire() as conn:
-            await storage.audit_key_access(conn, service, subject_id, key_id, action, outcome)
+        async with self._identities.reading() as store:
+            await store.audit_key_access(service, subject_id, key_id, action, outcome)
 
     async def audit(self, subject_id: UUID) -> list[dict]:
-        async with self._pool.acquire() as conn:
-            return await storage.key_audit(conn, subject_id)
+        async with self._identities.reading() as store:
+            return await store.key_audit(subject_id)
 
     async def prune_audit(self, keep_seconds: float, every_seconds: float) -> None:
         """Audit rows are kept for `keep_seconds`, then deleted (runs until cancelled)."""
         while True:
             try:
-                async with self._pool.acquire() as conn:
-                    pruned = await storage.prune_key_audit(conn, keep_seconds)
+                async with self._identities.reading() as store:
+                    pruned = await store.prune_key_audit(keep_seconds)
                 if pruned:
                     log.info("key audit pruned", rows=pruned)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -127,12 +127,12 @@ class DataKeys:
 class LocalKeyOwner:
     """Identity's own view of the key owner (the `KeyOwner` protocol), inside its transaction."""
 
-    def __init__(self, keys: DataKeys, conn: asyncpg.Connection) -> None:
+    def __init__(self, keys: DataKeys, store: IdentityStore) -> None:
         self._keys = keys
-        self._conn = conn
+        self._store = store
 
     async def key_for(self, subject_id: UUID) -> DataKey:
-        return await self._keys.key_for(SELF, subject_id, self._conn)
+        return await self._keys.key_for(SELF, subject_id, self._store)
 
     async def key(self, subject_id: UUID, key_id: UUID) -> DataKey:
         return await self._keys.key(SELF, subject_id, key_id)

@@ -4,9 +4,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from assent_identity.keyowner import DataKeys, NotKeyOwner
+from assent_identity.deps import Keys, Settings
+from assent_identity.keyowner import NotKeyOwner
 from assent_shared.auth import bearer_token, require_admin
-from assent_shared.bootstrap import Runtime
 from assent_shared.personal import FieldUnreadable, SubjectErased, key_body
 from assent_shared.problems import Problem
 
@@ -14,11 +14,7 @@ router = APIRouter(prefix="/internal/v1/subject-keys", tags=["key owner (interna
 _ERASED = {410: {"description": "The subject was erased: its key is gone"}}
 
 
-def data_keys(request: Request) -> DataKeys:
-    return request.app.state.data_keys
-
-
-def calling_service(request: Request, keys: DataKeys = Depends(data_keys)) -> str:
+def calling_service(request: Request, keys: Keys) -> str:
     token = bearer_token(request)
     service = keys.client_named(request.headers.get("assent-service", ""), token or "")
     if service is None:
@@ -28,8 +24,7 @@ def calling_service(request: Request, keys: DataKeys = Depends(data_keys)) -> st
 
 
 @router.post("/{subject_id}", responses=_ERASED)
-async def key_for(subject_id: UUID, service: str = Depends(calling_service),
-                  keys: DataKeys = Depends(data_keys)) -> dict[str, str]:
+async def key_for(subject_id: UUID, keys: Keys, service: str = Depends(calling_service)) -> dict[str, str]:
     """The subject's data key, made on first use: for a service that seals personal fields."""
     try:
         return key_body(await keys.key_for(service, subject_id))
@@ -38,8 +33,7 @@ async def key_for(subject_id: UUID, service: str = Depends(calling_service),
 
 
 @router.get("/{subject_id}/{key_id}", responses={**_ERASED, 404: {"description": "No such key"}})
-async def key(subject_id: UUID, key_id: UUID, service: str = Depends(calling_service),
-              keys: DataKeys = Depends(data_keys)) -> dict[str, str]:
+async def key(subject_id: UUID, key_id: UUID, keys: Keys, service: str = Depends(calling_service)) -> dict[str, str]:
     try:
         return key_body(await keys.key(service, subject_id, key_id))
     except SubjectErased:
@@ -49,8 +43,7 @@ async def key(subject_id: UUID, key_id: UUID, service: str = Depends(calling_ser
 
 
 @router.delete("/{subject_id}", status_code=204, responses={403: {"description": "Not the key's owner"}})
-async def erase(subject_id: UUID, service: str = Depends(calling_service),
-                keys: DataKeys = Depends(data_keys)) -> Response:
+async def erase(subject_id: UUID, keys: Keys, service: str = Depends(calling_service)) -> Response:
     """Crypto-shred a subject that the calling service made the key of (identity erases users itself)."""
     try:
         await keys.erase(service, subject_id)
@@ -63,8 +56,7 @@ admin_router = APIRouter(tags=["key owner (internal)"])
 
 
 @admin_router.get("/v1/admin/subject-keys/{subject_id}/audit")
-async def audit(subject_id: UUID, request: Request, keys: DataKeys = Depends(data_keys)) -> list[dict]:
+async def audit(subject_id: UUID, request: Request, keys: Keys, settings: Settings) -> list[dict]:
     """Who read or changed the subject's key, when, and the outcome (admin)."""
-    runtime: Runtime = request.app.state.runtime
-    require_admin(request, runtime.settings.admin_token)
+    require_admin(request, settings.admin_token)
     return await keys.audit(subject_id)

@@ -1,17 +1,22 @@
-"""Identity's Kafka subscribers."""
+"""Identity's Kafka subscribers: which event goes to which use case, on a store over the inbox's transaction."""
 
-from assent_identity.handlers import IdentityHandlers
+from functools import partial
+
+from assent_identity import handlers
+from assent_identity.storage import PgIdentityStore
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
 from assent_shared.events import ERASURE_TOPICS, ErasureConfirmed, PolicyUpdated
 from assent_shared.inbox import Handler
+from assent_shared.uow import in_inbox
 
 
-def register(runtime: Runtime, service: IdentityHandlers) -> None:
+def register(runtime: Runtime) -> None:
+    on = partial(in_inbox, PgIdentityStore)
     kafka.subscribe(runtime.broker, runtime.settings, topics.POLICIES, runtime.inbox, {
-        "PolicyUpdated": Handler(PolicyUpdated, service.apply_policy_updated),
+        "PolicyUpdated": Handler(PolicyUpdated, on(handlers.apply_policy_updated)),
     })
     for spec in ERASURE_TOPICS.values():
         kafka.subscribe(runtime.broker, runtime.settings, spec, runtime.inbox, {
-            "ErasureConfirmed": Handler(ErasureConfirmed, service.apply_erasure_confirmed),
+            "ErasureConfirmed": Handler(ErasureConfirmed, on(handlers.apply_erasure_confirmed)),
         })

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-import asyncpg
 import jwt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from assent_identity import storage
+from assent_identity.ports import IdentityStore
+from assent_identity.settings import IdentitySettings
 from assent_shared.auth import AUDIENCE
+from assent_shared.events import SessionsRevoked
 
 
 @dataclass(frozen=True)
@@ -60,23 +61,23 @@ def new_key() -> tuple[str, Ed25519PrivateKey, dict]:
     return kid, private, public_jwk
 
 
-async def current_key(conn: asyncpg.Connection, vault: KeyVault, rotate_after: timedelta) -> SigningKey:
-    """The key that signs now, making (or rotating to) a new one under a lock so replicas agree."""
-    row = await storage.active_signing_key(conn)
+async def current_key(store: IdentityStore, vault: KeyVault, rotate_after: timedelta) -> SigningKey:
+    """The key that signs now, making (or rotating to) a new one under a lock so replicas agree.
+    `store` is in a transaction: the lock holds until it ends."""
+    row = await store.active_signing_key()
     if row is None or datetime.now(UTC) - row["created_at"] > rotate_after:
-        async with conn.transaction():
-            await storage.lock_keys(conn)
-            row = await storage.active_signing_key(conn)
-            if row is None or datetime.now(UTC) - row["created_at"] > rotate_after:
-                await rotate(conn, vault)
-                row = await storage.active_signing_key(conn)
+        await store.lock_keys()
+        row = await store.active_signing_key()
+        if row is None or datetime.now(UTC) - row["created_at"] > rotate_after:
+            await rotate(store, vault)
+            row = await store.active_signing_key()
     return SigningKey(row["kid"], vault.open(row["kid"], row["private_key_sealed"]), row["created_at"])
 
 
-async def rotate(conn: asyncpg.Connection, vault: KeyVault) -> str:
+async def rotate(store: IdentityStore, vault: KeyVault) -> str:
     kid, private, jwk = new_key()
-    await storage.insert_signing_key(conn, kid, vault.seal(kid, private), jwk)
-    await storage.retire_keys_except(conn, kid)
+    await store.insert_signing_key(kid, vault.seal(kid, private), jwk)
+    await store.retire_keys_except(kid)
     return kid
 
 
@@ -85,3 +86,13 @@ def issue_access_token(key: SigningKey, user_id: UUID, session_id: UUID, issuer:
     claims = {"sub": str(user_id), "sid": str(session_id), "iss": issuer, "aud": AUDIENCE, "iat": now,
               "exp": now + ttl}
     return jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
+
+
+async def announce_ended(store: IdentityStore, user_id: UUID, session_ids: tuple[UUID, ...], *,
+                         settings: IdentitySettings) -> None:
+    """Every service refuses the ended sessions' access tokens once this event reaches it, instead
+    of until they expire; no `session_ids` means every session of the user up to now."""
+    now = datetime.now(UTC)
+    await store.publish(SessionsRevoked(
+        user_id=user_id, session_ids=session_ids, revoked_at=now,
+        expires_at=now + timedelta(seconds=settings.access_token_seconds + 60)))
