@@ -13,8 +13,10 @@ from assent_shared import pages
 from assent_shared.auth import Principal, authenticate, bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
-from assent_support import domain
-from assent_support.handlers import Closed, Forbidden, NotFound, RateLimited, SupportHandlers
+from assent_support import domain, handlers
+from assent_support.deps import Owner, Personal, Settings, Store
+from assent_support.handlers import Closed, Forbidden, NotFound, RateLimited
+from assent_support.settings import SupportSettings
 
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="An access token from identity, or the admin token.")
@@ -108,10 +110,6 @@ class ErasureIn(BaseModel):
     email: Email
 
 
-def handlers(request: Request) -> SupportHandlers:
-    return request.app.state.service
-
-
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
@@ -132,8 +130,8 @@ async def maybe_user(request: Request, rt: Runtime = Depends(runtime),
     return who.user_id
 
 
-def _client(request: Request, rt: Runtime) -> str:
-    forwarded = request.headers.get("x-forwarded-for") if rt.settings.trust_forwarded_for else None
+def _client(request: Request, settings: SupportSettings) -> str:
+    forwarded = request.headers.get("x-forwarded-for") if settings.trust_forwarded_for else None
     if forwarded:
         return forwarded.split(",")[-1].strip()
     return request.client.host if request.client else "unknown"
@@ -172,17 +170,16 @@ def _rate_limited(exc: RateLimited) -> Problem:
 
 @router.post("/v1/inquiries", status_code=202, response_model=InquiryAccepted,
              responses=_problems(_401="Bad token", _403="Not allowed", _422="Invalid inquiry", _429="Rate limited"))
-async def submit_inquiry(body: InquiryIn, request: Request, rt: Runtime = Depends(runtime),
-                         user_id: UUID | None = Depends(maybe_user),
-                         service: SupportHandlers = Depends(handlers)) -> InquiryAccepted:
+async def submit_inquiry(body: InquiryIn, request: Request, store: Store, settings: Settings,
+                         user_id: UUID | None = Depends(maybe_user)) -> InquiryAccepted:
     """Contact us, anonymous or signed in. An address is used only if given (or, signed in, with want_reply)."""
     if body.website:
         # A bot filled the hidden field: answer as usual so it learns nothing, and keep nothing.
         return InquiryAccepted(id=uuid4(), reference=domain.new_reference())
-    message = _bounded(body.message, rt.settings.max_message_chars, "message")
+    message = _bounded(body.message, settings.max_message_chars, "message")
     new = domain.NewInquiry(body.topic, message, body.email, body.want_reply, domain.pick_locale(body.locale), user_id)
     try:
-        created = await service.submit(new, _client(request, rt))
+        created = await handlers.submit_inquiry(store, new, _client(request, settings), settings=settings)
     except domain.InvalidInquiry as exc:
         raise Problem(422, "Invalid inquiry", str(exc), errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
     except RateLimited as exc:
@@ -194,12 +191,11 @@ async def submit_inquiry(body: InquiryIn, request: Request, rt: Runtime = Depend
 
 @router.get("/v1/inquiries/{inquiry_id}", response_model=ThreadOut,
             responses=_problems(_403="Not your inquiry", _404="No such inquiry", _422="Invalid request"))
-async def read_own_thread(inquiry_id: UUID, token: Annotated[Token | None, Query()] = None,
-                          user_id: UUID | None = Depends(maybe_user),
-                          service: SupportHandlers = Depends(handlers)) -> ThreadOut:
+async def read_own_thread(inquiry_id: UUID, store: Store, token: Annotated[Token | None, Query()] = None,
+                          user_id: UUID | None = Depends(maybe_user)) -> ThreadOut:
     """The author's view: with a reply mail's token, or signed in as the author."""
     try:
-        return _thread_out(await service.person_thread(inquiry_id, token, user_id), with_email=False)
+        return _thread_out(await handlers.read_own_thread(store, inquiry_id, token, user_id), with_email=False)
     except (NotFound, Forbidden):
         # The same answer for both: a token guesser learns nothing about which inquiries exist.
         raise Problem(404, "No such inquiry", "The link is invalid or has expired.")
@@ -207,13 +203,13 @@ async def read_own_thread(inquiry_id: UUID, token: Annotated[Token | None, Query
 
 @router.post("/v1/inquiries/{inquiry_id}/messages", status_code=201, response_model=MessageOut,
              responses=_problems(_404="No such inquiry", _409="Closed", _422="Invalid message", _429="Rate limited"))
-async def answer_reply(inquiry_id: UUID, body: MessageIn, request: Request, rt: Runtime = Depends(runtime),
-                       user_id: UUID | None = Depends(maybe_user),
-                       service: SupportHandlers = Depends(handlers)) -> MessageOut:
+async def answer_reply(inquiry_id: UUID, body: MessageIn, request: Request, store: Store, settings: Settings,
+                       user_id: UUID | None = Depends(maybe_user)) -> MessageOut:
     """The person answers a reply (by the mail's link, or signed in); the thread opens again."""
-    text = _bounded(body.message, rt.settings.max_message_chars, "message")
+    text = _bounded(body.message, settings.max_message_chars, "message")
     try:
-        m = await service.follow_up(inquiry_id, text, body.token, user_id, _client(request, rt))
+        m = await handlers.follow_up_inquiry(store, inquiry_id, text, body.token, user_id,
+                                             _client(request, settings), settings=settings)
     except (NotFound, Forbidden):
         raise Problem(404, "No such inquiry", "The link is invalid or has expired.")
     except Closed:
@@ -225,16 +221,16 @@ async def answer_reply(inquiry_id: UUID, body: MessageIn, request: Request, rt: 
 
 @router.get("/v1/users/{user_id}/inquiries", response_model=list[ThreadOut],
             responses=_problems(_401="Not signed in", _403="Not yours"))
-async def user_inquiries(user_id: UUID, request: Request, response: Response, rt: Runtime = Depends(runtime),
-                         requested: pages.Page = Depends(pages.page), service: SupportHandlers = Depends(handlers),
+async def user_inquiries(user_id: UUID, request: Request, response: Response, store: Store,
+                         rt: Runtime = Depends(runtime), requested: pages.Page = Depends(pages.page),
                          _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> list[ThreadOut]:
     """A user's inquiries with their threads (identity's export asks with the user's token), oldest first,
     a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
     who: Principal = await authenticate(request, rt.verifier, rt.settings.admin_token)
     if not who.may_act_for(user_id):
         raise Problem(403, "Not your inquiries")
-    found = await service.threads_of(user_id, requested.position(datetime.fromisoformat, UUID),
-                                     requested.fetch_limit())
+    found = await handlers.list_user_threads(store, user_id, requested.position(datetime.fromisoformat, UUID),
+                                             requested.fetch_limit())
     shown = pages.respond(request, response, found, requested, key=_thread_position)
     return [_thread_out(t, with_email=False) for t in shown]
 
@@ -247,10 +243,10 @@ def _thread_position(thread: domain.Thread) -> list[str]:
             responses=_problems(_401="Not signed in", _403="Not an admin", _422="Invalid filter"))
 async def list_inquiries(request: Request, response: Response, status: domain.Status | None = None,
                          topic: domain.Category | None = None, requested: pages.Page = Depends(pages.page),
-                         service: SupportHandlers = Depends(handlers)) -> list[InquiryOut]:
+                         *, store: Store) -> list[InquiryOut]:
     """Newest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
-    found = await service.search(status, topic, requested.position(datetime.fromisoformat, UUID),
-                                 requested.fetch_limit())
+    found = await handlers.search_inquiries(store, status, topic, requested.position(datetime.fromisoformat, UUID),
+                                            requested.fetch_limit())
     shown = pages.respond(request, response, found, requested,
                           key=lambda i: [i.received_at.isoformat(), str(i.inquiry_id)])
     return [InquiryOut(**_inquiry_out(i, True)) for i in shown]
@@ -258,21 +254,20 @@ async def list_inquiries(request: Request, response: Response, status: domain.St
 
 @router.get("/v1/admin/inquiries/{inquiry_id}", response_model=ThreadOut, dependencies=[Depends(admin)],
             responses=_problems(_404="No such inquiry"))
-async def read_thread(inquiry_id: UUID, service: SupportHandlers = Depends(handlers)) -> ThreadOut:
+async def read_thread(inquiry_id: UUID, store: Store) -> ThreadOut:
     try:
-        return _thread_out(await service.thread(inquiry_id), with_email=True)
+        return _thread_out(await handlers.read_thread(store, inquiry_id), with_email=True)
     except NotFound:
         raise Problem(404, "No such inquiry")
 
 
 @router.post("/v1/admin/inquiries/{inquiry_id}/replies", status_code=201, response_model=MessageOut,
              dependencies=[Depends(admin)], responses=_problems(_404="No such inquiry", _409="Closed"))
-async def reply(inquiry_id: UUID, body: ReplyIn, rt: Runtime = Depends(runtime),
-                service: SupportHandlers = Depends(handlers)) -> MessageOut:
+async def reply(inquiry_id: UUID, body: ReplyIn, store: Store, settings: Settings, personal: Personal) -> MessageOut:
     """Stores the reply; the mailer sends it in the thread when the person gave a way to reach them."""
-    text = _bounded(body.body, rt.settings.max_reply_chars, "body")
+    text = _bounded(body.body, settings.max_reply_chars, "body")
     try:
-        m = await service.reply(inquiry_id, text)
+        m = await handlers.reply_to_inquiry(store, inquiry_id, text, settings=settings, personal=personal)
     except NotFound:
         raise Problem(404, "No such inquiry")
     except Closed:
@@ -282,9 +277,9 @@ async def reply(inquiry_id: UUID, body: ReplyIn, rt: Runtime = Depends(runtime),
 
 @router.post("/v1/admin/inquiries/{inquiry_id}/close", response_model=InquiryOut, dependencies=[Depends(admin)],
              responses=_problems(_404="No such inquiry"))
-async def close(inquiry_id: UUID, service: SupportHandlers = Depends(handlers)) -> InquiryOut:
+async def close(inquiry_id: UUID, store: Store) -> InquiryOut:
     try:
-        return InquiryOut(**_inquiry_out(await service.close(inquiry_id), True))
+        return InquiryOut(**_inquiry_out(await handlers.close_inquiry(store, inquiry_id), True))
     except NotFound:
         raise Problem(404, "No such inquiry")
 
@@ -293,18 +288,17 @@ async def close(inquiry_id: UUID, service: SupportHandlers = Depends(handlers)) 
             responses=_problems(_422="Invalid range"))
 async def feedback(since: date | None = Query(default=None, alias="from"),
                    until: date | None = Query(default=None, alias="to"),
-                   bucket: Literal["day", "week", "month"] = "day",
-                   service: SupportHandlers = Depends(handlers)) -> list[TopicCountOut]:
+                   bucket: Literal["day", "week", "month"] = "day", *, store: Store) -> list[TopicCountOut]:
     """Counts of inquiries by topic over time, for the product team: no person, no text, only numbers."""
     until = until or datetime.now(UTC).date()
     since = since or until - timedelta(days=30)
     if since > until or (until - since).days > _MAX_DAYS:
         raise Problem(422, "Invalid range", f"`from` must not be after `to`, and at most {_MAX_DAYS} days before it.")
     return [TopicCountOut(period=c.period, topic=c.category, count=c.count)
-            for c in await service.topic_counts(since, until, bucket)]
+            for c in await handlers.count_topics(store, since, until, bucket)]
 
 
 @router.post("/v1/admin/erasures", dependencies=[Depends(admin)], responses=_problems(_422="Invalid address"))
-async def erase_by_address(body: ErasureIn, service: SupportHandlers = Depends(handlers)) -> dict:
+async def erase_by_address(body: ErasureIn, store: Store, owner: Owner) -> dict:
     """Erases every anonymous inquiry sent from an address (the person asked us, e.g. by a privacy question)."""
-    return {"erased": await service.erase_by_address(body.email)}
+    return {"erased": await handlers.erase_by_address(store, body.email, owner=owner)}
