@@ -1,4 +1,5 @@
-"""In-memory stand-ins for the unit lane (development only: the wheel leaves this module out).
+"""In-memory stand-ins for the unit lane, the base of every service's `fakes.py` (development only: the wheel
+leaves this module out, and the services' `fakes.py` with it).
 
 A service's fake store subclasses `MemoryStore` and keeps its tables as plain attributes;
 `MemoryUnitOfWork` gives it the transaction semantics the use cases rely on: a block that raises
