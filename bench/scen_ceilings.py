@@ -66,7 +66,7 @@ async def _empty(bench: Bench, spec: services.ServiceSpec) -> dict:
     log = bench.stack.state / "logs" / "empty.log"
     process = services.start_service(spec, int(url.rsplit(":", 1)[1]), {}, log)
     try:
-        await asyncio.to_thread(services.wait_ready, url, process, 60, log)
+        await asyncio.to_thread(services.wait_ready, url, process, log)
         return await bench.generate({"kind": "empty", "targets": [url], "concurrency": 32,
                                      "seconds": bench.plan.seconds})
     finally:

@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assent_devtools.devstack import services
+from assent_devtools.devstack import environments, services
 from assent_devtools.devstack.kafka_server import start_kafka
 from assent_devtools.devstack.postgres_server import ensure_database, start_postgres
 from assent_devtools.devstack.smtp_sink import SmtpSink
@@ -72,24 +72,15 @@ class Stack:
         stack.callback(self.stop_services)
         for spec in services.SERVICES:
             self.urls[spec.name] = [f"http://127.0.0.1:{free_port()}"]
-        common = {
-            "ASSENT_ENV": "test",
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
-            "ASSENT_TOPIC_PREFIX": self.prefix,
-            "ASSENT_ADMIN_TOKEN": ADMIN_TOKEN,
-            "ASSENT_JWKS_URL": f"{self.urls['identity'][0]}/.well-known/jwks.json",
-            "ASSENT_SMTP_HOST": "127.0.0.1",
-            "ASSENT_SMTP_PORT": str(self.sink.port),
-            "ASSENT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "ASSENT_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-            "ASSENT_SITES": SITES,
-            "ASSENT_TRUST_FORWARDED_FOR": "true",
-            "ASSENT_KEY_OWNER_URL": self.urls["identity"][0],
-            **self.settings,
-        }
-        for spec in services.SERVICES:
-            url = asyncio.run(ensure_database(self.postgres, unique(f"bench_{spec.name}_")))
-            self.envs[spec.name] = {**common, "DATABASE_URL": url}
+        databases = {spec.name: asyncio.run(ensure_database(self.postgres, unique(f"bench_{spec.name}_")))
+                     for spec in services.SERVICES}
+        self.envs = environments.build(
+            environment="test", kafka=self.kafka, databases=databases,
+            urls={name: urls[0] for name, urls in self.urls.items()}, smtp_port=self.sink.port,
+            admin_token=ADMIN_TOKEN, topic_prefix=self.prefix,
+            settings={**environments.REJOIN, "ASSENT_SITES": SITES, "ASSENT_TRUST_FORWARDED_FOR": "true",
+                      **self.settings},
+        )
         for spec in services.SERVICES:
             self._start(spec.name, self.urls[spec.name][0])
         for spec in services.SERVICES:

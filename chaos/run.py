@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import psutil
 
-from assent_devtools.devstack import services
+from assent_devtools.devstack import environments, services
 from assent_devtools.testing.helpers import unique
 from bench.core import PLANS, Bench
 from bench.load import PASSWORD
@@ -21,7 +21,7 @@ from bench.watch import Processor
 from chaos.audit import Accepted, Findings, MailSink, audit
 from chaos.ledger import Ledger
 from chaos.probe import CANARY_SITE, Canary, time_to_recover
-from chaos.stack import FAST, ChaosStack
+from chaos.stack import ChaosStack
 
 PURPOSES = ("surveys", "analytics_cookies", "order_updates")
 DOWN = 2.0  # seconds a killed component stays down before it is started again
@@ -53,7 +53,7 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-SETTINGS = {**FAST, "ASSENT_SITES": json.dumps({"demo": [], CANARY_SITE: [], "chaos-soak": [],
+SETTINGS = {**environments.QUICK, "ASSENT_SITES": json.dumps({"demo": [], CANARY_SITE: [], "chaos-soak": [],
                                                 **{f"chaos-{n}": [] for n in FAULTS}})}
 
 

@@ -13,17 +13,6 @@ from assent_devtools.devstack.postgres_server import PostgresServer, start_postg
 from assent_devtools.testing.helpers import free_port
 from bench.stack import Stack
 
-# What the end-to-end tests use, so that a restarted consumer rejoins its group and a failed delivery
-# is retried within seconds rather than minutes.
-FAST = {
-    "ASSENT_RELAY_POLL_SECONDS": "0.2",
-    "ASSENT_ARGON2_MEMORY_KIB": "8192",
-    "ASSENT_RETRY_BASE_SECONDS": "0.1",
-    "ASSENT_RETRY_MAX_SECONDS": "1",
-    "ASSENT_LAG_POLL_SECONDS": "2",
-}
-
-
 @dataclass
 class ChaosStack(Stack):
     kafka_ports: tuple[int, int] = (0, 0)

@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 
 from assent_shared.cloudevents import EventMeta
 
-from assent_devtools.devstack import services
+from assent_devtools.devstack import environments, services
 from assent_devtools.devstack.smtp_sink import SmtpSink
 from assent_devtools.testing.helpers import eventually, free_port, unique
 from assent_devtools.testing.topics import read_topic
@@ -107,42 +107,27 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
     system = System(kafka=infra.kafka_bootstrap, prefix=unique("e2e-") + ".", sink=sink, logs=root / "logs")
     for spec in (*services.SERVICES, services.SITE):
         system.urls[spec.name] = f"http://127.0.0.1:{free_port()}"
-    common = {
-        "ASSENT_ENV": "test",
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "ASSENT_TOPIC_PREFIX": system.prefix,
-        "ASSENT_ADMIN_TOKEN": ADMIN_TOKEN,
-        "ASSENT_JWKS_URL": f"{system.urls['identity']}/.well-known/jwks.json",
-        "ASSENT_SMTP_HOST": "127.0.0.1",
-        "ASSENT_SMTP_PORT": str(sink.port),
-        "ASSENT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "ASSENT_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        "ASSENT_RELAY_POLL_SECONDS": "0.2",
-        "ASSENT_ARGON2_MEMORY_KIB": "8192",
-        "ASSENT_RETRY_BASE_SECONDS": "0.1",
-        "ASSENT_RETRY_MAX_SECONDS": "0.5",
-        "ASSENT_MAX_DELIVERY_ATTEMPTS": str(MAX_DELIVERY_ATTEMPTS),
-        "ASSENT_BOUNCE_SECRET": BOUNCE_SECRET,
-        "ASSENT_LAG_POLL_SECONDS": "2",
-        "ASSENT_LOG_LEVEL": os.environ.get("ASSENT_E2E_LOG_LEVEL", "INFO"),
-        # RFC 8058 wants an HTTPS link; the tests follow it over plain HTTP on loopback.
-        "ASSENT_PUBLIC_URL": system.urls["mailer"].replace("http://", "https://"),
-        "ASSENT_KEY_OWNER_URL": system.urls["identity"],
-        "ASSENT_KEY_CACHE_SECONDS": "2",
-        "ASSENT_CONSENT_URL": system.urls["consent"],
-        "ASSENT_MAILER_URL": system.urls["mailer"],
-        "ASSENT_POLICY_URL": system.urls["policy"],
-        "ASSENT_SITE_URL": system.urls["site"],
-        "ASSENT_SITES": services.telemetry_sites(system.urls["site"]),
-        "ASSENT_SUPPORT_URL": system.urls["support"],
-    }
-    for spec in services.SERVICES:
-        url = asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))
-        system.envs[spec.name] = {**common, "DATABASE_URL": url}
-        if spec.name in ("telemetry", "support", "identity"):
-            # Their clients "come from" the addresses tests put in X-Forwarded-For, so a search can look for
-            # them; at identity, schemathesis's failed logins then throttle no other test.
-            system.envs[spec.name]["ASSENT_TRUST_FORWARDED_FOR"] = "true"
+    databases = {spec.name: asyncio.run(ensure_database(infra.postgres_admin_url, unique(f"e2e_{spec.name}_")))
+                 for spec in services.SERVICES}
+    system.envs = environments.build(
+        environment="test", kafka=infra.kafka_bootstrap, databases=databases, urls=system.urls,
+        smtp_port=sink.port, admin_token=ADMIN_TOKEN, topic_prefix=system.prefix,
+        settings={
+            **environments.QUICK,
+            "ASSENT_MAX_DELIVERY_ATTEMPTS": str(MAX_DELIVERY_ATTEMPTS),
+            "ASSENT_BOUNCE_SECRET": BOUNCE_SECRET,
+            "ASSENT_LOG_LEVEL": os.environ.get("ASSENT_E2E_LOG_LEVEL", "INFO"),
+            # RFC 8058 wants an HTTPS link; the tests follow it over plain HTTP on loopback.
+            "ASSENT_PUBLIC_URL": system.urls["mailer"].replace("http://", "https://"),
+            "ASSENT_KEY_CACHE_SECONDS": "2",
+        },
+        site={"ASSENT_SITE_ADMIN_PASSWORD_HASH": PasswordHasher().hash(CONSOLE_PASSWORD)},
+    )
+    for name in ("telemetry", "support", "identity", "site"):
+        # Their clients "come from" the addresses tests put in X-Forwarded-For, so a search can look for
+        # them; at identity, schemathesis's failed logins then throttle no other test; the Site passes a
+        # browser test's address on to the services' per-client limits, so one test's tries limit no other.
+        system.envs[name]["ASSENT_TRUST_FORWARDED_FOR"] = "true"
     try:
         for spec in services.SERVICES:
             port = int(system.urls[spec.name].rsplit(":", 1)[1])
@@ -151,14 +136,6 @@ def system(infra, tmp_path_factory) -> Iterator[System]:
         for spec in services.SERVICES:
             services.wait_ready(system.urls[spec.name], system.processes[spec.name],
                                 system.logs / f"{spec.name}.log")
-        system.envs["site"] = {
-            **common, **services.site_env({s.name: system.urls[s.name] for s in services.SERVICES},
-                                          system.urls["site"]),
-            "ASSENT_SITE_ADMIN_PASSWORD_HASH": PasswordHasher().hash(CONSOLE_PASSWORD),
-            # Browser tests pose as clients of their own (X-Forwarded-For), which the Site passes on to the
-            # services' per-client limits (sign-in, contact form), so one test's tries limit no other.
-            "ASSENT_TRUST_FORWARDED_FOR": "true",
-        }
         system.start("site")
         yield system
     finally:

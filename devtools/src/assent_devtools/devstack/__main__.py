@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from assent_devtools.devstack import services
+from assent_devtools.devstack import environments, services
 from assent_devtools.devstack.errors import MissingPrerequisite
 from assent_devtools.devstack.kafka_server import start_kafka
 from assent_devtools.devstack.postgres_server import ensure_database, start_postgres
@@ -86,34 +86,29 @@ def main() -> int:
         sink = SmtpSink(mail, args.smtp_port).start()
         stoppers.append(sink.stop)
         token = _admin_token(state)
-        common = {
-            "ASSENT_ENV": "development",
-            "KAFKA_BOOTSTRAP_SERVERS": kafka,
-            "ASSENT_ADMIN_TOKEN": token,
-            "ASSENT_SMTP_HOST": "127.0.0.1",
-            "ASSENT_SMTP_PORT": str(args.smtp_port),
-            "ASSENT_SIGNING_SECRET": _secret(state, "signing-secret"),
-            "ASSENT_BOUNCE_SECRET": _secret(state, "bounce-secret"),  # the mailer's: a relay signs its reports
-            "ASSENT_SIGNING_KEY_SECRET": _secret(state, "signing-key-secret"),
-            "ASSENT_DATA_KEY_SECRET": _secret(state, "data-key-secret"),
-            "ASSENT_JWKS_URL": f"http://127.0.0.1:{services.SERVICES[0].port}/.well-known/jwks.json",
-            "ASSENT_KEY_OWNER_URL": f"http://127.0.0.1:{services.SERVICES[0].port}",
-        }
-        site_url = f"http://127.0.0.1:{services.SITE.port}"
-        common["ASSENT_SITES"] = services.telemetry_sites(site_url)
+        urls = {spec.name: f"http://127.0.0.1:{spec.port}" for spec in services.ALL}
+        envs = environments.build(
+            environment="development", kafka=kafka, urls=urls, smtp_port=args.smtp_port, admin_token=token,
+            databases={spec.name: asyncio.run(ensure_database(admin_url, spec.database)) for spec in services.SERVICES},
+            settings={
+                "ASSENT_SIGNING_SECRET": _secret(state, "signing-secret"),
+                "ASSENT_BOUNCE_SECRET": _secret(state, "bounce-secret"),  # the mailer's: a relay signs its reports
+                "ASSENT_SIGNING_KEY_SECRET": _secret(state, "signing-key-secret"),
+                "ASSENT_DATA_KEY_SECRET": _secret(state, "data-key-secret"),
+            },
+            site={"ASSENT_SESSION_SECRET": _secret(state, "site-session"),
+                  "ASSENT_SITE_ADMIN_PASSWORD_HASH": _console_password_hash(state)},
+        )
         for spec in services.SERVICES:
-            url = asyncio.run(ensure_database(admin_url, spec.database))
-            env = {**common, "DATABASE_URL": url, "PORT": str(spec.port)}
             log = state / "logs" / f"{spec.name}.log"
-            processes.append((spec, services.start_service(spec, spec.port, env, log), log))
+            processes.append((spec, services.start_service(spec, spec.port, envs[spec.name], log), log))
         for spec, process, log in processes:
-            services.wait_ready(f"http://127.0.0.1:{spec.port}", process, log)
-        urls = {spec.name: f"http://127.0.0.1:{spec.port}" for spec in services.SERVICES}
-        site_env = {**common, **services.site_env(urls, site_url), "ASSENT_SESSION_SECRET": _secret(state, "site-session"),
-                    "ASSENT_SITE_ADMIN_PASSWORD_HASH": _console_password_hash(state)}
+            services.wait_ready(urls[spec.name], process, log)
+        # The Site starts once the services it calls answer.
         log = state / "logs" / "site.log"
-        processes.append((services.SITE, services.start_service(services.SITE, services.SITE.port, site_env, log), log))
-        services.wait_ready(site_url, processes[-1][1], log)
+        site = services.SITE
+        processes.append((site, services.start_service(site, site.port, envs[site.name], log), log))
+        services.wait_ready(urls[site.name], processes[-1][1], log)
         _print_banner(kafka, admin_url, mail, token, state)
         while all(p.poll() is None for _, p, _ in processes):
             time.sleep(1)

@@ -1,6 +1,5 @@
 """The services and the Site as processes: how each starts and how to tell it is ready."""
 
-import json
 import os
 import subprocess
 import sys
@@ -41,16 +40,6 @@ ALL = load()
 SERVICES = tuple(spec for spec in ALL if spec.has_database)
 # The web front end: no database, no Kafka; it starts once the services it calls are ready.
 [SITE] = (spec for spec in ALL if not spec.has_database)
-
-
-def site_env(urls: dict[str, str], site_url: str) -> dict[str, str]:
-    """What the Site needs to find the services, and what telemetry needs to take the Site's hits."""
-    env = {f"ASSENT_{name.upper()}_URL": url for name, url in urls.items()}
-    return {**env, "ASSENT_SITE_URL": site_url}
-
-
-def telemetry_sites(site_url: str) -> str:
-    return json.dumps({"site": [site_url, site_url.replace("127.0.0.1", "localhost")]})
 
 
 def start_service(spec: ServiceSpec, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
