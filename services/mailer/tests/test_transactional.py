@@ -15,6 +15,7 @@ from assent_shared.cloudevents import encode_headers, meta_for
 from assent_devtools.devstack.smtp_sink import BOUNCING_DOMAIN, SmtpSink
 from assent_shared.events import InquiryAnswered, OrderStatusChanged, UserErased, UserRegisteredV2
 from assent_shared.personal import PersonalFields
+from assent_devtools.testing import relay
 from assent_devtools.testing.apps import base_settings, serve
 from assent_devtools.testing.helpers import eventually, free_port, unique
 from assent_devtools.testing.keys import MemoryKeyOwner
@@ -198,6 +199,31 @@ async def test_an_anonymous_inquiry_gets_its_reply_threaded_once_with_the_answer
             assert email not in dump and "stays" not in dump
     finally:
         await conn.close()
+
+
+async def test_a_complaint_about_a_reply_suppresses_the_writers_address(mailer, infra, sink):
+    email, inquiry = f"{unique('fbl')}@example.com", uuid4()
+    first, _ = await answered(mailer, inquiry=inquiry, email=email)
+    await send(infra, mailer, first)
+    [mail] = await eventually(lambda: mail_to(sink, email))
+    body = relay.notification("complaint", mail["Message-ID"], email)
+    secret = MailerSettings.model_fields["bounce_secret"].default
+    complained = await mailer.post("/v1/bounces", content=body, headers=relay.signed(secret, body, "application/json"))
+    assert complained.status_code == 202 and complained.json()["outcome"] == "complained", complained.text
+
+    second, _ = await answered(mailer, inquiry=inquiry, email=email, earlier=(first.message_id,))
+    await send(infra, mailer, second)
+
+    async def settled():
+        found = await rows(mailer, "SELECT status FROM deliveries WHERE subject_id = $1 AND status <> 'pending' "
+                                   "ORDER BY created_at", inquiry)
+        return [r["status"] for r in found] if len(found) == 2 else None
+
+    assert await eventually(settled) == ["complained", "cancelled"]
+    assert len(mail_to(sink, email)) == 1
+    records = await read_topic(infra.kafka_bootstrap, mailer.prefix + "mailer.deliveries.v1")
+    types = [m.type for m, _ in records if m.subject == str(inquiry)]
+    assert "EmailComplained" in types and "UnsubscribeRequested" not in types  # nobody to unsubscribe: no account
 
 
 async def test_a_signed_in_authors_reply_goes_to_their_current_address(mailer, infra, sink):
