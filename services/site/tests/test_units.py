@@ -127,3 +127,16 @@ def test_the_site_takes_a_forwarded_address_only_when_told_and_refuses_an_open_p
                      trust_forwarded_for=True)
     assert SiteSettings(environment="production", session_secret="s" * 40, site_url="https://site.example",
                         trust_forwarded_for=True, trusted_proxies=["10.0.0.0/8"]).trusted_proxies == ["10.0.0.0/8"]
+
+
+def test_the_feedback_chart_counts_whole_messages_per_topic():
+    from datetime import date
+
+    from assent_site.charts import topic_counts
+
+    svg = topic_counts([date(2026, 12, 1), date(2026, 12, 2)],
+                       [{"period": "2026-12-02", "topic": "feedback", "count": 3},
+                        {"period": "2026-12-02", "topic": "question", "count": 1}],
+                       {"question": "A question", "feedback": "Feedback"})
+    assert "Feedback" in svg and "A question" in svg and "02 Dec" in svg
+    assert ">4<" in svg and ">0.5<" not in svg, "the axis reaches the stacked total in whole steps"

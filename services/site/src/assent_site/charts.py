@@ -69,6 +69,9 @@ def topic_counts(periods: list[date], counts: list[dict], labels: dict[str, str]
                              include_x_axis=True)
     chart.x_labels = [p.strftime("%d %b") for p in periods]
     by_key = {(c["period"], c["topic"]): c["count"] for c in counts}
+    # Whole messages: the axis counts in whole steps, about ten of them.
+    highest = max([sum(by_key.get((p.isoformat(), t), 0) for t in labels) for p in periods] + [1])
+    chart.y_labels = list(range(0, highest + 1, -(-highest // 10)))
     for topic, label in labels.items():
         chart.add(label, [by_key.get((p.isoformat(), topic), 0) for p in periods])
     return chart.render()

@@ -101,5 +101,6 @@ async def feedback_chart(request: Request, days: int = Query(default=30, ge=1, l
     require_admin(request)
     first, last, steps = periods(datetime.now(UTC).date(), days, bucket)
     counts = await site_of(request).services.support.feedback(first, last, bucket)
+    # Not cached: the page's totals and its chart must show the same messages.
     return Response(charts.topic_counts(steps, counts, TOPICS), media_type="image/svg+xml",
-                    headers={"Content-Security-Policy": _SVG_POLICY, "Cache-Control": "private, max-age=60"})
+                    headers={"Content-Security-Policy": _SVG_POLICY})
