@@ -6,7 +6,7 @@ together. The composition root hands use cases a `PgUnitOfWork`; unit tests hand
 in-memory fake of the same store (the service's `fakes.py`).
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -75,5 +75,15 @@ def in_inbox(store: Callable[[asyncpg.Connection], S], apply: Callable[..., Awai
 
     async def run(conn: asyncpg.Connection, event: E, meta: EventMeta) -> None:
         await apply(store(conn), event, meta, **deps)
+
+    return run
+
+
+def in_batch_inbox(store: Callable[[asyncpg.Connection], S], apply_all: Callable[..., Awaitable[None]], **deps: Any
+                   ) -> Callable[[asyncpg.Connection, Sequence[tuple[E, EventMeta]]], Awaitable[None]]:
+    """`in_inbox` for a `BatchHandler`: `apply_all(store, events, **deps)` gets the batch's fresh events."""
+
+    async def run(conn: asyncpg.Connection, events: Sequence[tuple[E, EventMeta]]) -> None:
+        await apply_all(store(conn), events, **deps)
 
     return run

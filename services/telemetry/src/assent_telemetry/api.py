@@ -1,4 +1,4 @@
-"""Telemetry's HTTP surface: thin routes that turn requests into handler calls."""
+"""Telemetry's HTTP surface: thin routes that turn requests into use case calls."""
 
 import json
 import secrets
@@ -7,31 +7,21 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from assent_shared.auth import bearer_token, require_admin
 from assent_shared.problems import Problem
 from assent_shared.text import Line
-from assent_telemetry import domain
-from assent_telemetry.handlers import (
-    Client, Hit, NotFinal, NotYourSite, RateLimited, TelemetryHandlers, UnknownSite,
-)
-from assent_telemetry.settings import TelemetrySettings
+from assent_telemetry import domain, handlers
+from assent_telemetry.deps import ClockDep, ForwardingDep, IngestDep, Settings, Store
+from assent_telemetry.handlers import Client, Hit, NotFinal, NotYourSite, RateLimited, UnknownSite
 
 router = APIRouter()
 _MAX_DAYS = 366
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 AdminDimension = Literal["page", "browser", "os", "device_type", "isp", "referrer", "bot"]
 PartnerDimension = Literal["page", "browser", "os", "device_type", "isp", "referrer"]
-
-
-def handlers(request: Request) -> TelemetryHandlers:
-    return request.app.state.service
-
-
-def settings(request: Request) -> TelemetrySettings:
-    return request.app.state.runtime.settings
 
 
 class HitIn(BaseModel):
@@ -75,7 +65,7 @@ def _cors(origin: str) -> dict[str, str]:
 
 
 @router.options("/v1/collect", status_code=204, include_in_schema=False)
-async def collect_preflight(request: Request, cfg: TelemetrySettings = Depends(settings)) -> Response:
+async def collect_preflight(request: Request, cfg: Settings) -> Response:
     origin = request.headers.get("origin", "")
     if not any(origin in origins for origins in cfg.sites.values()):
         raise Problem(403, "Origin not allowed")
@@ -89,26 +79,25 @@ async def collect_preflight(request: Request, cfg: TelemetrySettings = Depends(s
              responses={400: {"description": "Malformed JSON"}, 403: {"description": "Origin not allowed"},
                         413: {"description": "Body too large"}, 422: {"description": "Invalid hit or unknown site"},
                         429: {"description": "Too many hits from this network"}})
-async def collect(request: Request, service: TelemetryHandlers = Depends(handlers),
-                  cfg: TelemetrySettings = Depends(settings)) -> Response:
+async def collect(request: Request, store: Store, cfg: Settings, ingest: IngestDep, clock: ClockDep,
+                  forwarding: ForwardingDep) -> Response:
     # The shared BodyLimit middleware has refused a body over `max_body_bytes` already (413).
     hits = _parse_hits(await request.body(), cfg.max_batch)
     origin = request.headers.get("origin")
-    if origin is not None and any(origin not in (service.origins(h.site_id) or ()) for h in hits):
+    if origin is not None and any(origin not in cfg.sites.get(h.site_id, ()) for h in hits):
         raise Problem(403, "Origin not allowed", "This origin may not send hits for this site.")
     devices = {h.device_id for h in hits}
-    allowed = len(devices) == 1 and await service.device_allows_cookie(devices.pop())
+    allowed = len(devices) == 1 and await handlers.device_allows_cookie(store, devices.pop())
     with_cookie = domain.may_use_cookie(allowed, gpc=request.headers.get("sec-gpc") == "1",
                                         dnt=request.headers.get("dnt") == "1")
     cookie_id = request.cookies.get(cfg.visitor_cookie) if with_cookie else None
     if with_cookie and not domain.valid_cookie_id(cookie_id):
         cookie_id = secrets.token_urlsafe(16)
-    forwarding = request.app.state.runtime.forwarding
     client = Client(ip=forwarding.client_address(request),
                     user_agent=request.headers.get("user-agent", ""), cookie_id=cookie_id)
     try:
-        accepted = await service.collect(
-            [Hit(h.site_id, h.url, h.referrer, h.ts) for h in hits], client)
+        accepted = await handlers.collect_hits([Hit(h.site_id, h.url, h.referrer, h.ts) for h in hits], client,
+                                               settings=cfg, ingest=ingest, clock=clock)
     except UnknownSite:
         raise Problem(422, "Unknown site", "No site with this id is configured.")
     except domain.InvalidHit as exc:
@@ -173,11 +162,10 @@ class StatsOut(BaseModel):
             responses={401: {"description": "Admin credentials required"}})
 async def stats(request: Request, site_id: str = Query(max_length=64), first: date | None = Query(None, alias="from"),
                 last: date | None = Query(None, alias="to"), breakdown: list[AdminDimension] = Query(default=[]),
-                limit: int = Query(20, ge=1, le=1000), service: TelemetryHandlers = Depends(handlers),
-                cfg: TelemetrySettings = Depends(settings)) -> StatsOut:
+                limit: int = Query(20, ge=1, le=1000), *, store: Store, cfg: Settings) -> StatsOut:
     require_admin(request, cfg.admin_token)
     first, last = _range(first, last)
-    result = await service.stats(site_id, first, last, breakdown, limit)
+    result = await handlers.show_stats(store, site_id, first, last, breakdown, limit)
     return StatsOut(
         site_id=site_id, from_=first, to=last, pageviews=result.pageviews, visitors=result.visitors, bots=result.bots,
         hourly=[HourOut(at=at, hits=hits) for at, hits in result.hourly],
@@ -206,14 +194,14 @@ class ReportOut(BaseModel):
                        422: {"description": "Unknown site, bad range, or a day that is not final yet"}})
 async def aggregate_report(request: Request, site_id: str = Query(max_length=64), dimension: PartnerDimension = Query(),
                            first: date = Query(alias="from"), last: date | None = Query(None, alias="to"),
-                           service: TelemetryHandlers = Depends(handlers),
-                           cfg: TelemetrySettings = Depends(settings)) -> ReportOut:
-    partner_id = service.partner_for(bearer_token(request))
+                           *, store: Store, cfg: Settings, clock: ClockDep) -> ReportOut:
+    partner_id = handlers.partner_of(bearer_token(request), settings=cfg)
     if partner_id is None:
         raise Problem(401, "Partner credentials required", headers=_UNAUTHORIZED)
     first, last = _range(first, last)
     try:
-        days = await service.partner_report(partner_id, site_id, first, last, dimension)
+        days = await handlers.report_to_partner(store, partner_id, site_id, first, last, dimension, settings=cfg,
+                                                clock=clock)
     except UnknownSite:
         raise Problem(422, "Unknown site", "No site with this id is configured.")
     except NotYourSite:

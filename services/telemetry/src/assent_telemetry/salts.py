@@ -4,14 +4,12 @@ import asyncio
 import secrets
 from datetime import date
 
-import asyncpg
-
-from assent_telemetry import storage
+from assent_telemetry.ports import Telemetries
 
 
 class DailySalts:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, telemetries: Telemetries) -> None:
+        self._telemetries = telemetries
         self._known: dict[date, bytes] = {}
         self._lock = asyncio.Lock()
 
@@ -22,13 +20,13 @@ class DailySalts:
             async with self._lock:
                 salt = self._known.get(day)
                 if salt is None:
-                    async with self._pool.acquire() as conn:
-                        salt = await storage.salt_for(conn, day, secrets.token_bytes(32))
+                    async with self._telemetries.reading() as store:
+                        salt = await store.salt_for(day, secrets.token_bytes(32))
                     self._known[day] = salt
         return salt
 
     async def forget_before(self, day: date) -> None:
         for old in [d for d in self._known if d < day]:
             del self._known[old]
-        async with self._pool.acquire() as conn:
-            await storage.delete_salts_before(conn, day)
+        async with self._telemetries.reading() as store:
+            await store.delete_salts_before(day)
