@@ -146,6 +146,17 @@ async def test_failures_lock_the_account_and_a_success_clears_them(kit):
     assert all("ann" not in k and "203.0.113" not in k for k in kit.store.failures)  # keyed hashes only
 
 
+async def test_spent_throttle_rows_are_pruned_and_a_live_lock_stays(kit):
+    await kit.register("ann@example.com")
+    for _ in range(domain.ACCOUNT_THROTTLE.free):
+        with pytest.raises(handlers.InvalidCredentials):
+            await kit.login("ann@example.com", "wrong password!")
+    assert await handlers.prune_throttle(kit.identities) == 0
+    kit.clock.now += timedelta(seconds=domain.CLIENT_THROTTLE.window + domain.CLIENT_THROTTLE.cap + 1)
+    assert await handlers.prune_throttle(kit.identities) == 2  # the account's row and the client's
+    assert kit.store.failures == {}
+
+
 async def test_logout_ends_the_session_and_says_so(kit):
     user = await kit.register("ann@example.com")
     issued = await kit.login("ann@example.com")

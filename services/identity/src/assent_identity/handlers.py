@@ -146,12 +146,17 @@ async def _reserve_attempt(identities: Identities, *keys: tuple[str, domain.Thro
                 await store.lock(key, seconds)
 
 
-async def prune_throttle_forever(identities: Identities, *, settings: IdentitySettings) -> None:
+async def prune_throttle(identities: Identities) -> int:
+    """Throttle rows no rule needs any more go; how many went."""
     window = max(rule.window for rule in (domain.ACCOUNT_THROTTLE, domain.CLIENT_THROTTLE,
                                           domain.CONSOLE_ACCOUNT_LOCKOUT, domain.CONSOLE_CLIENT_LOCKOUT))
+    async with identities.reading() as store:
+        return await store.prune_login_failures(window)
+
+
+async def prune_throttle_forever(identities: Identities, *, settings: IdentitySettings) -> None:
     while True:
-        async with identities.reading() as store:
-            await store.prune_login_failures(window)
+        await prune_throttle(identities)
         await asyncio.sleep(settings.throttle_prune_seconds)
 
 
