@@ -162,3 +162,33 @@ async def test_a_message_the_form_refuses_keeps_what_was_typed(system, browser):
     assert await page.locator(".error").is_visible()
     assert await page.get_by_label("Your message").input_value() == "Nice site"
     await visitor.close()
+
+
+async def test_the_console_erases_what_a_person_without_an_account_sent_from_their_address(system, browser):
+    visitor = await browser.new_context(base_url=system.urls["site"], extra_http_headers=as_client())
+    page = await visitor.new_page()
+    email = f"{unique('forget')}@example.com"
+    reference = await send(page, "A question about privacy or my data", "Please erase what I sent you.", email=email)
+    admin = await console(await browser.new_context(base_url=system.urls["site"]))
+    await admin.goto("/admin/erasures")
+    await admin.get_by_label("Email address").fill(email)
+    await admin.get_by_role("button", name="Erase their inquiries").click()
+    assert "1 inquiry sent from that address was erased" in await admin.locator("#address-erased").inner_text()
+    await admin.goto("/admin/inquiries?topic=privacy_question")
+    assert await admin.locator(f'tr[data-reference="{reference}"]').count() == 0
+    await visitor.close()
+
+
+async def test_a_form_a_bot_filled_in_is_thanked_and_kept_nowhere(system, browser):
+    visitor = await browser.new_context(base_url=system.urls["site"], extra_http_headers=as_client())
+    page = await visitor.new_page()
+    await page.goto("/contact")
+    await page.get_by_label("A question", exact=True).check()
+    await page.get_by_label("Your message").fill(f"Cheap pills {unique()}")
+    await page.locator("#website").fill("https://spam.example", force=True)  # hidden from people
+    await page.get_by_role("button", name="Send").click()
+    reference = await page.locator("strong.reference").inner_text()
+    admin = await console(await browser.new_context(base_url=system.urls["site"]))
+    await admin.goto("/admin/inquiries?topic=question")
+    assert await admin.locator(f'tr[data-reference="{reference}"]').count() == 0
+    await visitor.close()

@@ -48,3 +48,7 @@ class SupportClient(Upstream):
     async def feedback(self, first: date, last: date, bucket: str) -> list[dict]:
         return await self.json("GET", "/v1/admin/feedback", admin=True,
                                params={"from": first.isoformat(), "to": last.isoformat(), "bucket": bucket})
+
+    async def erase_by_address(self, email: str) -> int:
+        """Every anonymous inquiry sent from the address goes (a person without an account asked us)."""
+        return (await self.json("POST", "/v1/admin/erasures", json={"email": email}, admin=True))["erased"]

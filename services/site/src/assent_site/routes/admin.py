@@ -234,8 +234,7 @@ async def erasures(request: Request, user_id: str = Query(default="", max_length
     identity = site_of(request).services.identity
     user_id = user_id.strip()
     if not user_id:
-        listed, next_cursor = await identity.erasures(cursor)
-        return await page(request, "admin/erasures.html", user_id="", erasures=listed, next_cursor=next_cursor)
+        return await _erasures_page(request, cursor)
     if not _UUID.match(user_id):
         return await page(request, "admin/erasures.html", status=400, user_id=user_id, error="That is not a user id.")
     try:
@@ -244,6 +243,25 @@ async def erasures(request: Request, user_id: str = Query(default="", max_length
         return await page(request, "admin/erasures.html", status=404, user_id=user_id,
                           error="No erasure was requested for that id.")
     return await page(request, "admin/erasures.html", user_id=user_id, erasure=erasure)
+
+
+async def _erasures_page(request: Request, cursor: str | None = None, status: int = 200, **context) -> HTMLResponse:
+    listed, next_cursor = await site_of(request).services.identity.erasures(cursor)
+    return await page(request, "admin/erasures.html", status=status, user_id="", erasures=listed,
+                      next_cursor=next_cursor, **context)
+
+
+@router.post("/erasures/address", response_class=HTMLResponse)
+async def erase_by_address(request: Request) -> HTMLResponse:
+    """A person without an account asks us to erase what they sent us: support's inquiries from that address."""
+    form = await read_form(request)
+    require_admin(request)
+    email = field(form, "email", 254)
+    try:
+        erased = await site_of(request).services.support.erase_by_address(email)
+    except UpstreamError as refused:
+        return await _erasures_page(request, status=400, email=email, error=refused.detail or refused.title)
+    return await _erasures_page(request, address_erased=erased)
 
 
 # ------------------------------------------------------------------ telemetry
