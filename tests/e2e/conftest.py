@@ -6,6 +6,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -88,6 +89,19 @@ class System:
             confirmed = await identity.post("/v1/email-verifications/confirm", json={"token": token},
                                             headers=headers or {})
             assert confirmed.status_code == 204, confirmed.text
+
+    async def newsletter_reaching(self, email: str) -> EmailMessage:
+        """An issue of the newsletter, sent again until it reaches `email` (the grant reaches the mailer by
+        Kafka); the mail."""
+        issue = unique("issue-")
+        async with self.client("mailer") as mailer:
+            async def mailed():
+                await mailer.post("/v1/newsletters", headers=self.admin,
+                                  json={"issue_id": issue, "title": f"News {issue}", "body": "Hello"})
+                return [m for m in self.sink.messages() if m["To"] == email and issue in m["Subject"]]
+
+            [mail] = await eventually(mailed)
+        return mail
 
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown hooks run, as when a node dies."""

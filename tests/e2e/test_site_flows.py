@@ -99,12 +99,7 @@ async def test_a_version_published_in_the_console_is_noticed_and_accepted_once_b
         system, browser, visitor):
     email = f"{unique('cu')}@example.com"
     user_id, _ = await system.register(email)
-    page = await visitor.new_page()
-    await page.goto("/signin")
-    await page.get_by_label("Email address").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(re.compile(r"/my-data"))
+    page = await sign_in(visitor, email)
     headers = await user_token(system, email)
     async with system.client("policy") as policy:
         before = await eventually(lambda: acceptances(policy, user_id, headers))
@@ -270,14 +265,7 @@ async def test_the_unsubscribe_link_of_the_mail_asks_then_unsubscribes(system, v
             return [s for s in states if s["purpose"] == "newsletter" and s["granted"]]
 
         await eventually(subscribed)
-    issue = unique("issue-")
-    async with system.client("mailer") as mailer:
-        async def newsletter_mailed():
-            await mailer.post("/v1/newsletters", headers=system.admin,
-                              json={"issue_id": issue, "title": f"News {issue}", "body": "Hello"})
-            return [m for m in system.sink.messages() if m["To"] == email and issue in m["Subject"]]
-
-        [mail] = await eventually(newsletter_mailed)
+    mail = await system.newsletter_reaching(email)
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058 stays at the mailer
     link = mailed_link(system, email, "unsubscribe")
     assert link and link.startswith(system.urls["site"] + "/unsubscribe?token="), mail.get_body(("plain",)).get_content()

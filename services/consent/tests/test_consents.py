@@ -19,13 +19,6 @@ from assent_devtools.testing.issuer import LocalIssuer
 from assent_devtools.testing.topics import publish, read_topic
 
 
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = LocalIssuer()
-    yield issuer
-    issuer.close()
-
-
 @pytest.fixture
 async def consent(infra, new_database, issuer):
     prefix = unique("ct-") + "."

@@ -9,21 +9,13 @@ import pytest
 
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
-from assent_devtools.devstack.smtp_sink import SmtpSink
 from assent_shared.events import EmailVerificationRequested, PasswordResetRequested, UserRegistered
 from assent_shared.sealing import Sealer
 from assent_devtools.testing.apps import base_settings, serve
-from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.helpers import eventually, unique
 from assent_devtools.testing.topics import publish
 
 SITE = "https://site.example"
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("mail"), free_port()).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

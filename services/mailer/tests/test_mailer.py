@@ -10,19 +10,11 @@ import pytest
 
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
-from assent_devtools.devstack.smtp_sink import SmtpSink
 from assent_shared.events import ConsentGranted, ConsentRevoked, PolicyUpdated, UserRegistered
 from assent_devtools.testing.apps import base_settings, serve
-from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.helpers import eventually, unique
 from assent_devtools.testing.receiver import ProcessorReceiver
 from assent_devtools.testing.topics import publish, read_topic
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("mail"), free_port()).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ import pytest
 from assent_mailer.domain import SuppressionKeys
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
-from assent_devtools.devstack.smtp_sink import SmtpSink
 from assent_shared.events import UserErased, UserRegistered
 from assent_devtools.testing.apps import base_settings, serve
-from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.helpers import eventually, unique
 from assent_devtools.testing.topics import publish
 
 OLD, NEW = {"k1": "first suppression key 0001"}, {"k2": "second suppression key 0002"}
@@ -36,13 +35,6 @@ def test_the_suppression_key_must_differ_from_the_unsubscribe_key():
     with pytest.raises(ValueError):
         MailerSettings(environment="test", signing_secret="the very same secret", suppression_key_id="k1",
                        suppression_keys={"k1": "the very same secret"})
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("mail"), free_port()).start()
-    yield sink
-    sink.stop()
 
 
 async def _deliveries(client, admin, user):

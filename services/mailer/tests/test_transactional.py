@@ -12,23 +12,16 @@ from aiokafka import AIOKafkaProducer
 from assent_mailer.main import create_app
 from assent_mailer.settings import MailerSettings
 from assent_shared.cloudevents import encode_headers, meta_for
-from assent_devtools.devstack.smtp_sink import BOUNCING_DOMAIN, SmtpSink
+from assent_devtools.devstack.smtp_sink import BOUNCING_DOMAIN
 from assent_shared.events import InquiryAnswered, OrderStatusChanged, UserErased, UserRegisteredV2
 from assent_shared.personal import PersonalFields
 from assent_devtools.testing import relay
 from assent_devtools.testing.apps import base_settings, serve
-from assent_devtools.testing.helpers import eventually, free_port, unique
+from assent_devtools.testing.helpers import eventually, unique
 from assent_devtools.testing.keys import MemoryKeyOwner
 from assent_devtools.testing.topics import publish, read_topic
 
 SITE = "https://site.example"
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("mail"), free_port()).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

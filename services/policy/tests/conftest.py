@@ -6,27 +6,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from assent_policy.main import create_app
 from assent_policy.settings import PolicySettings
-from assent_shared.cloudevents import EventMeta, encode_headers, meta_for
+from assent_shared.cloudevents import EventMeta
 from assent_shared.events import Event
 from assent_devtools.testing.apps import base_settings, serve
-from assent_devtools.testing.helpers import unique
-from assent_devtools.testing.issuer import LocalIssuer
-from assent_devtools.testing.topics import read_topic
-
-
-@pytest.fixture(scope="session")
-def issuer():
-    issuer = LocalIssuer()
-    yield issuer
-    issuer.close()
+from assent_devtools.testing.helpers import on_database, unique
+from assent_devtools.testing.topics import publish, read_topic
 
 
 @dataclass
@@ -47,23 +37,11 @@ class Deployment:
         return [(meta, r, json.loads(r.value)) for meta, r in records if meta.type == type_]
 
     async def fetchval(self, query: str, *args: object) -> object:
-        conn = await asyncpg.connect(self.settings.database_url)
-        try:
-            return await conn.fetchval(query, *args)
-        finally:
-            await conn.close()
+        return await on_database(self.settings.database_url, lambda conn: conn.fetchval(query, *args))
 
     async def publish(self, event: Event, meta: EventMeta | None = None) -> EventMeta:
         """Puts an event on its topic as its producer would; the same `meta` again is a redelivery."""
-        meta = meta or meta_for(event)
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
-        await producer.start()
-        try:
-            await producer.send_and_wait(self.settings.topic(event.topic.name), event.model_dump_json().encode(),
-                                         key=event.key().encode(), headers=encode_headers(meta))
-            return meta
-        finally:
-            await producer.stop()
+        return await publish(self.bootstrap, self.settings.topic(event.topic.name), event, meta)
 
     @asynccontextmanager
     async def app(self) -> AsyncIterator[httpx.AsyncClient]:

@@ -13,19 +13,11 @@ from assent_shared.cloudevents import EventMeta
 from assent_shared.events import Event, InquiryAnswered
 from assent_shared.personal import PersonalFields
 from assent_devtools.testing.apps import base_settings, serve
-from assent_devtools.testing.helpers import eventually, unique
-from assent_devtools.testing.issuer import LocalIssuer
+from assent_devtools.testing.helpers import eventually, on_database, unique
 from assent_devtools.testing.keys import MemoryKeyOwner
 from assent_devtools.testing.topics import publish, read_topic
 from assent_support.main import create_app
 from assent_support.settings import SupportSettings
-
-
-@pytest.fixture(scope="session")
-def issuer():
-    issuer = LocalIssuer()
-    yield issuer
-    issuer.close()
 
 
 @dataclass
@@ -59,18 +51,10 @@ class Deployment:
         return b"\n".join((r.value or b"") + b"".join(v for _, v in r.headers) for _, r in records)
 
     async def fetchval(self, query: str, *args: object) -> object:
-        conn = await asyncpg.connect(self.settings.database_url)
-        try:
-            return await conn.fetchval(query, *args)
-        finally:
-            await conn.close()
+        return await on_database(self.settings.database_url, lambda conn: conn.fetchval(query, *args))
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(self.settings.database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
+        return await on_database(self.settings.database_url, lambda conn: conn.fetch(query, *args))
 
     async def publish(self, event: Event) -> EventMeta:
         return await publish(self.bootstrap, self.settings.topic(event.topic.name), event)

@@ -13,6 +13,7 @@ import base64
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from uuid import UUID
@@ -161,6 +162,14 @@ class KeyOwnerClient:
             token = development_key_token(settings.service_name)
         return cls(settings.key_owner_url, settings.service_name, token,
                    KeyCache(settings.key_cache_seconds, settings.key_cache_entries))
+
+    @classmethod
+    def for_service(cls, settings: ServiceSettings, on_stop: Callable[[Callable[[], Awaitable[None]]], None]
+                    ) -> "KeyOwnerClient":
+        """The client a service's composition root uses: from its settings, closed when it stops (`Runtime.on_stop`)."""
+        client = cls.from_settings(settings)
+        on_stop(client.aclose)
+        return client
 
     async def key_for(self, subject_id: UUID) -> DataKey:
         return self._parse(await self._call("POST", f"/internal/v1/subject-keys/{subject_id}"))

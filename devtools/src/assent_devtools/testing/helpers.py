@@ -2,9 +2,11 @@ import asyncio
 import inspect
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from uuid import uuid4
+
+import asyncpg
 
 T = TypeVar("T")
 
@@ -38,3 +40,12 @@ async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: 
                 raise last_error
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def on_database(database_url: str, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """`run` on a connection of its own, closed after: for a test's look into a service's tables."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await run(conn)
+    finally:
+        await conn.close()

@@ -11,6 +11,7 @@ import pytest
 from assent_devtools.devstack.postgres_server import ensure_database
 from assent_devtools.testing.helpers import unique
 from assent_devtools.testing.infra import Infra, start_infra
+from assent_devtools.testing.issuer import LocalIssuer
 
 SERVERS = "infra"
 """The fixture that starts Kafka and PostgreSQL: a test that needs it, directly or through another fixture,
@@ -42,3 +43,11 @@ async def new_database(infra: Infra):
         return await ensure_database(infra.postgres_admin_url, unique(prefix))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[LocalIssuer]:
+    """Signs access tokens as identity would and serves their JWKS (ASSENT_JWKS_URL of a service under test)."""
+    issuer = LocalIssuer()
+    yield issuer
+    issuer.close()

@@ -10,6 +10,7 @@ from assent_consent.receipts import ReceiptSigner
 from assent_consent.settings import ConsentSettings
 from assent_shared.auth import Principal, authenticate
 from assent_shared.bootstrap import Runtime
+from assent_shared.wiring import wired
 
 
 @dataclass(frozen=True)
@@ -19,28 +20,12 @@ class Wiring:
     signer: ReceiptSigner
 
 
-def _wiring(request: Request) -> Wiring:
-    return request.app.state.service
-
-
-def _consents(wiring: Annotated[Wiring, Depends(_wiring)]) -> Consents:
-    return wiring.consents
-
-
-def _settings(wiring: Annotated[Wiring, Depends(_wiring)]) -> ConsentSettings:
-    return wiring.settings
-
-
-def _signer(wiring: Annotated[Wiring, Depends(_wiring)]) -> ReceiptSigner:
-    return wiring.signer
-
-
 async def _principal(request: Request) -> Principal:
     runtime: Runtime = request.app.state.runtime
     return await authenticate(request, runtime.verifier, runtime.settings.admin_token)
 
 
-Store = Annotated[Consents, Depends(_consents)]
-Settings = Annotated[ConsentSettings, Depends(_settings)]
-Signer = Annotated[ReceiptSigner, Depends(_signer)]
+Store = Annotated[Consents, wired("consents")]
+Settings = Annotated[ConsentSettings, wired("settings")]
+Signer = Annotated[ReceiptSigner, wired("signer")]
 Who = Annotated[Principal, Depends(_principal)]

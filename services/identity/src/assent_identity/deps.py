@@ -3,8 +3,6 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-
 from assent_identity.export import Exporter
 from assent_identity.keyowner import DataKeys
 from assent_identity.links import MailLinks
@@ -13,6 +11,7 @@ from assent_identity.ports import Identities
 from assent_identity.settings import IdentitySettings
 from assent_identity.tokens import KeyVault
 from assent_shared.clients import Forwarding
+from assent_shared.wiring import wired
 
 
 @dataclass(frozen=True)
@@ -27,50 +26,11 @@ class Wiring:
     forwarding: Forwarding
 
 
-def _wiring(request: Request) -> Wiring:
-    return request.app.state.service
-
-
-Wired = Annotated[Wiring, Depends(_wiring)]
-
-
-def _identities(wiring: Wired) -> Identities:
-    return wiring.identities
-
-
-def _settings(wiring: Wired) -> IdentitySettings:
-    return wiring.settings
-
-
-def _passwords(wiring: Wired) -> Passwords:
-    return wiring.passwords
-
-
-def _vault(wiring: Wired) -> KeyVault:
-    return wiring.vault
-
-
-def _keys(wiring: Wired) -> DataKeys:
-    return wiring.keys
-
-
-def _links(wiring: Wired) -> MailLinks:
-    return wiring.links
-
-
-def _exporter(wiring: Wired) -> Exporter:
-    return wiring.exporter
-
-
-def _forwarding(wiring: Wired) -> Forwarding:
-    return wiring.forwarding
-
-
-Store = Annotated[Identities, Depends(_identities)]
-Settings = Annotated[IdentitySettings, Depends(_settings)]
-PasswordsDep = Annotated[Passwords, Depends(_passwords)]
-Vault = Annotated[KeyVault, Depends(_vault)]
-Keys = Annotated[DataKeys, Depends(_keys)]
-Links = Annotated[MailLinks, Depends(_links)]
-ExporterDep = Annotated[Exporter, Depends(_exporter)]
-ForwardingDep = Annotated[Forwarding, Depends(_forwarding)]
+Store = Annotated[Identities, wired("identities")]
+Settings = Annotated[IdentitySettings, wired("settings")]
+PasswordsDep = Annotated[Passwords, wired("passwords")]
+Vault = Annotated[KeyVault, wired("vault")]
+Keys = Annotated[DataKeys, wired("keys")]
+Links = Annotated[MailLinks, wired("links")]
+ExporterDep = Annotated[Exporter, wired("exporter")]
+ForwardingDep = Annotated[Forwarding, wired("forwarding")]

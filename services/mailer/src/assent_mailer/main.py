@@ -39,11 +39,7 @@ def create_app(settings: MailerSettings | None = None, key_owner: KeyOwner | Non
     settings = settings or MailerSettings()
 
     async def wire(runtime: Runtime) -> MailerHandlers:
-        owner = key_owner
-        if owner is None:
-            client = KeyOwnerClient.from_settings(settings)
-            runtime.on_stop(client.aclose)
-            owner = client
+        owner = key_owner if key_owner is not None else KeyOwnerClient.for_service(settings, runtime.on_stop)
         personal, templates = PersonalFields(owner), Templates()
         service = MailerHandlers(runtime.pool, settings, personal, await _suppression_keys(runtime), templates)
         runtime.spawn(lambda: service.prune_suppressions(every_seconds=3600), "suppression-pruning")

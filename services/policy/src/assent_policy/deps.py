@@ -3,10 +3,9 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-
 from assent_policy.ports import Policies
 from assent_policy.settings import PolicySettings
+from assent_shared.wiring import wired
 
 
 @dataclass(frozen=True)
@@ -15,17 +14,5 @@ class Wiring:
     settings: PolicySettings
 
 
-def _wiring(request: Request) -> Wiring:
-    return request.app.state.service
-
-
-def _policies(wiring: Annotated[Wiring, Depends(_wiring)]) -> Policies:
-    return wiring.policies
-
-
-def _settings(wiring: Annotated[Wiring, Depends(_wiring)]) -> PolicySettings:
-    return wiring.settings
-
-
-Store = Annotated[Policies, Depends(_policies)]
-Settings = Annotated[PolicySettings, Depends(_settings)]
+Store = Annotated[Policies, wired("policies")]
+Settings = Annotated[PolicySettings, wired("settings")]

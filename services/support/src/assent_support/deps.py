@@ -3,9 +3,8 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-
 from assent_shared.personal import PersonalFields
+from assent_shared.wiring import wired
 from assent_support.handlers import KeyOwner
 from assent_support.ports import Supports
 from assent_support.settings import SupportSettings
@@ -19,30 +18,7 @@ class Wiring:
     owner: KeyOwner
 
 
-def _wiring(request: Request) -> Wiring:
-    return request.app.state.service
-
-
-Wired = Annotated[Wiring, Depends(_wiring)]
-
-
-def _supports(wiring: Wired) -> Supports:
-    return wiring.supports
-
-
-def _settings(wiring: Wired) -> SupportSettings:
-    return wiring.settings
-
-
-def _personal(wiring: Wired) -> PersonalFields:
-    return wiring.personal
-
-
-def _owner(wiring: Wired) -> KeyOwner:
-    return wiring.owner
-
-
-Store = Annotated[Supports, Depends(_supports)]
-Settings = Annotated[SupportSettings, Depends(_settings)]
-Personal = Annotated[PersonalFields, Depends(_personal)]
-Owner = Annotated[KeyOwner, Depends(_owner)]
+Store = Annotated[Supports, wired("supports")]
+Settings = Annotated[SupportSettings, wired("settings")]
+Personal = Annotated[PersonalFields, wired("personal")]
+Owner = Annotated[KeyOwner, wired("owner")]

@@ -19,11 +19,7 @@ def create_app(settings: SupportSettings | None = None, key_owner: KeyOwner | No
     settings = settings or SupportSettings()
 
     async def wire(runtime: Runtime) -> Wiring:
-        owner = key_owner
-        if owner is None:
-            client = KeyOwnerClient.from_settings(settings)
-            runtime.on_stop(client.aclose)
-            owner = client
+        owner = key_owner if key_owner is not None else KeyOwnerClient.for_service(settings, runtime.on_stop)
         subscribers.register(runtime)
         return Wiring(supports=PgUnitOfWork(runtime.pool, PgSupportStore), settings=settings,
                       personal=PersonalFields(owner), owner=owner)
