@@ -3,9 +3,8 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-
 from assent_shared.clients import Forwarding
+from assent_shared.wiring import wired
 from assent_telemetry.handlers import Clock, Ingest
 from assent_telemetry.ports import Telemetries
 from assent_telemetry.settings import TelemetrySettings
@@ -20,35 +19,8 @@ class Wiring:
     forwarding: Forwarding
 
 
-def _wiring(request: Request) -> Wiring:
-    return request.app.state.service
-
-
-Wired = Annotated[Wiring, Depends(_wiring)]
-
-
-def _telemetries(wiring: Wired) -> Telemetries:
-    return wiring.telemetries
-
-
-def _settings(wiring: Wired) -> TelemetrySettings:
-    return wiring.settings
-
-
-def _ingest(wiring: Wired) -> Ingest:
-    return wiring.ingest
-
-
-def _clock(wiring: Wired) -> Clock:
-    return wiring.clock
-
-
-def _forwarding(wiring: Wired) -> Forwarding:
-    return wiring.forwarding
-
-
-Store = Annotated[Telemetries, Depends(_telemetries)]
-Settings = Annotated[TelemetrySettings, Depends(_settings)]
-IngestDep = Annotated[Ingest, Depends(_ingest)]
-ClockDep = Annotated[Clock, Depends(_clock)]
-ForwardingDep = Annotated[Forwarding, Depends(_forwarding)]
+Store = Annotated[Telemetries, wired("telemetries")]
+Settings = Annotated[TelemetrySettings, wired("settings")]
+IngestDep = Annotated[Ingest, wired("ingest")]
+ClockDep = Annotated[Clock, wired("clock")]
+ForwardingDep = Annotated[Forwarding, wired("forwarding")]
