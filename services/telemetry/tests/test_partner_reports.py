@@ -88,15 +88,17 @@ async def test_differencing_and_fake_visitors_reveal_no_group_under_k(telemetry_
         for network, agent, path in visits:
             response = await telemetry.hit(network, agent, {"site_id": "demo", "url": f"https://demo.example{path}"})
             assert response.status_code == 202, response.text
-        # Fake visitors: k-1 "people" (addresses, agents, cookies) from one network on /rare of both sites;
-        # a real visitor comes to /rare on shop only. The partner must not be able to tell the sites apart.
-        fakes = [(f"192.0.2.{n + 1}", agent, "/rare") for n, agent in enumerate((CHROME_WINDOWS, FIREFOX)[:K - 1])]
+        # Fake visitors: k-1 "people" (addresses, agents, cookies) from one network on /probe of both sites;
+        # a real visitor comes to /probe on shop only. The partner must not be able to tell the sites apart.
+        # (/probe, not a path of the generated visitors: which of them count under "page" depends on the
+        # day's salt, so a path they visit may rightly reach k.)
+        fakes = [(f"192.0.2.{n + 1}", agent, "/probe") for n, agent in enumerate((CHROME_WINDOWS, FIREFOX)[:K - 1])]
         for site in ("demo", "shop"):
             for address, agent, path in fakes:
                 fake = await telemetry.hit(address, agent, {"site_id": site, "consent": True,
                                                             "url": f"https://{site}.example{path}"})
                 assert fake.status_code == 202
-        await telemetry.hit("198.51.100.40", EDGE, {"site_id": "shop", "url": "https://shop.example/rare"})
+        await telemetry.hit("198.51.100.40", EDGE, {"site_id": "shop", "url": "https://shop.example/probe"})
         await eventually(lambda: _counted(telemetry, len(visits) + 2 * (K - 1) + 1))
         [salt] = [r["salt"] for r in await telemetry.fetch("SELECT salt FROM daily_salts WHERE day = $1",
                                                            telemetry.clock().date())]
@@ -133,10 +135,10 @@ async def test_differencing_and_fake_visitors_reveal_no_group_under_k(telemetry_
         # (desktop minus Chrome minus Firefox: the one Edge visitor).
         assert revealed_small_groups(_naive_figures(_visits(rng, scale=1), K), {}, K)
 
-        # Fake visitors: one network counts once, so /rare never reaches k, with or without the real visitor.
+        # Fake visitors: one network counts once, so /probe never reaches k, with or without the real visitor.
         for site in ("demo", "shop"):
             assert not [g for dimension in partner.DIMENSIONS for g in reports[(site, dimension)]
-                        if g["value"] == "/rare"]
+                        if g["value"] == "/probe"]
 
 
 async def test_a_network_that_floods_is_refused_and_a_partner_sees_only_its_sites(telemetry_app):
