@@ -279,6 +279,16 @@ def test_kubectl_kustomize_renders_the_same(build):
 # ------------------------------------------------------------------ schema validation
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _schemas_read_once():
+    """kubernetes_validate parses a kind's schema and the large definitions file on every call (80% of
+    the time); jsonschema never changes a schema, so this module's runs share one parse of each file."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kubernetes_validate.utils, "schema_contents",
+                      functools.cache(kubernetes_validate.utils.schema_contents))
+        yield
+
+
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("build", sorted(BUILDS))
 def test_every_rendered_object_matches_the_kubernetes_schema(build, version):

@@ -38,6 +38,12 @@ def imports(source: Path) -> set[str]:
 
 
 @cache
+def owners_of(top: str) -> tuple[str, ...]:
+    # packages_distributions() reads every installed distribution's file list: once a run, not once a module.
+    return tuple(importlib.metadata.packages_distributions()[top])
+
+
+@cache
 def files_of(distribution: str) -> frozenset[Path]:
     dist = importlib.metadata.distribution(distribution)
     return frozenset(Path(dist.locate_file(f)).resolve() for f in dist.files or ())
@@ -47,7 +53,7 @@ def distribution_of(module: str) -> str | None:
     """The installed distribution a module comes from; in a namespace package (opentelemetry) by its
     file. None for a name that is no module of its own (a namespace, a class imported from a module)."""
     top = module.split(".")[0]
-    owners = importlib.metadata.packages_distributions()[top]
+    owners = owners_of(top)
     if len(owners) == 1:
         return normalized(owners[0])
     try:
