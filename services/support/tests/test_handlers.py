@@ -10,23 +10,13 @@ from assent_shared.events import (
     ErasureConfirmed, InquiryAnswered, InquiryClosed, InquiryErased, InquiryFollowedUp, InquiryReceived, UserErased,
 )
 from assent_shared.personal import PersonalFields, SubjectErased
+from assent_devtools.testing.clock import TickingClock
 from assent_devtools.testing.keys import MemoryKeyOwner
 from assent_support import domain, handlers
 from assent_support.fakes import memory_supports
 from assent_support.settings import SupportSettings
 
 SETTINGS = SupportSettings(environment="test", rate_limit=3)
-
-
-class Clock:
-    """Moves on a millisecond each reading, as the database's clock does between transactions."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 def anonymous(email: str | None = "ann@example.com", topic: str = "question") -> domain.NewInquiry:
@@ -38,8 +28,8 @@ def signed_in(user_id, want_reply: bool = True) -> domain.NewInquiry:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> TickingClock:
+    return TickingClock()
 
 
 @pytest.fixture

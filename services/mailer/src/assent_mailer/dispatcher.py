@@ -13,13 +13,14 @@ import asyncpg
 import structlog
 from opentelemetry import trace
 
-from assent_mailer import domain, storage
+from assent_mailer import domain, handlers
 from assent_mailer.channels import DeliveryFailed, HardBounce, Smtp, Webhooks
-from assent_mailer.handlers import MailerHandlers, announce_cancelled, delivery_fields
+from assent_mailer.handlers import announce_cancelled, delivery_fields
 from assent_mailer.mails import FORGET_AFTER_SEND, MailWriter
 from assent_mailer.metrics import MailerMetrics
+from assent_mailer.ports import MailerStore, Mailers, Row
 from assent_mailer.settings import MailerSettings
-from assent_shared import outbox
+from assent_mailer.wakeup import WorkArrived
 from assent_shared.inbox import TRANSIENT
 from assent_shared.events import (
     DeliveryAttemptFailed, EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent,
@@ -42,13 +43,15 @@ class Bounced(Exception):
 
 
 class Dispatcher:
-    def __init__(self, pool: asyncpg.Pool, settings: MailerSettings, handlers: MailerHandlers, smtp: Smtp,
-                 webhooks: Webhooks, tracer: trace.Tracer, metrics: MailerMetrics, mails: MailWriter) -> None:
+    def __init__(self, mailers: Mailers, settings: MailerSettings, *, work: WorkArrived,
+                 suppressions: domain.SuppressionKeys, smtp: Smtp, webhooks: Webhooks, tracer: trace.Tracer,
+                 metrics: MailerMetrics, mails: MailWriter) -> None:
         self._tracer = tracer
         self._metrics = metrics
-        self._pool = pool
+        self._mailers = mailers
         self._settings = settings
-        self._handlers = handlers
+        self._work = work
+        self._suppressions = suppressions
         self._smtp = smtp
         self._webhooks = webhooks
         self._mails = mails
@@ -61,28 +64,24 @@ class Dispatcher:
                 log.warning("dispatch failed; retrying", error=type(exc).__name__)
                 sent = 0
             if sent < self._settings.dispatch_batch:
-                self._handlers.work_arrived.clear()
-                try:
-                    await asyncio.wait_for(self._handlers.work_arrived.wait(), self._settings.dispatch_poll_seconds)
-                except TimeoutError:
-                    pass
+                await self._work.wait(self._settings.dispatch_poll_seconds)
 
     async def dispatch_once(self) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await storage.claim_due(conn, self._settings.dispatch_batch)
+        async with self._mailers.transaction() as store:
+            rows = await store.claim_due(self._settings.dispatch_batch)
             # One connection runs one query at a time: prepare in turn, then send side by side.
-            prepared = [await self._prepare_isolated(conn, row) for row in rows]
+            prepared = [await self._prepare_isolated(store, row) for row in rows]
             outcomes = await asyncio.gather(*(self._attempt(send, row) for send, row in zip(prepared, rows, strict=True)))
             for row, outcome in zip(rows, outcomes, strict=True):
-                await self._record(conn, row, outcome)
+                await self._record(store, row, outcome)
         return len(rows)
 
-    async def _prepare_isolated(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | Unsendable | None:
+    async def _prepare_isolated(self, store: MailerStore, row: Row) -> Send | Unsendable | None:
         """One row that cannot be turned into a send (a title no mail header can hold, say) fails alone:
         it must not stop the dispatcher, and being among the oldest rows, every later delivery with it."""
         try:
-            async with conn.transaction():  # a savepoint: a failed query of this row leaves the others' intact
-                return await self._prepare(conn, row)
+            async with store.savepoint():  # a failed query of this row leaves the others' intact
+                return await self._prepare(store, row)
         except TRANSIENT:
             raise
         except Exception as exc:
@@ -90,14 +89,14 @@ class Dispatcher:
                       error=type(exc).__name__)
             return Unsendable(f"cannot be sent: {type(exc).__name__}")
 
-    async def _prepare(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
+    async def _prepare(self, store: MailerStore, row: Row) -> Send | None:
         """The send to make, or None when the gate or an erasure says it must not go out any more."""
         if row["channel"] == "email":
-            return await self._prepare_email(conn, row)
-        return await self._prepare_webhook(conn, row)
+            return await self._prepare_email(store, row)
+        return await self._prepare_webhook(store, row)
 
-    async def _prepare_email(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
-        written = await self._mails.write(conn, row)
+    async def _prepare_email(self, store: MailerStore, row: Row) -> Send | None:
+        written = await self._mails.write(store, row)
         if written is None:
             return None
         email, message = written
@@ -113,13 +112,13 @@ class Dispatcher:
 
         return send
 
-    async def _prepare_webhook(self, conn: asyncpg.Connection, row: asyncpg.Record) -> Send | None:
+    async def _prepare_webhook(self, store: MailerStore, row: Row) -> Send | None:
         delivery = domain.ProcessorDelivery(row["delivery_id"], row["kind"], row["recipient"], row["purpose"],
                                             row["consent_event_id"], row["status"])
-        current = await storage.consent_of(conn, row["subject_id"], row["purpose"], row["recipient"])
-        if not domain.may_send(delivery, current, await storage.processors(conn)):
+        current = await store.consent_of(row["subject_id"], row["purpose"], row["recipient"])
+        if not domain.may_send(delivery, current, await store.processors()):
             return None
-        target = await storage.processor(conn, row["recipient"])
+        target = await store.processor(row["recipient"])
         if target is None:
             return None
         payload = {
@@ -128,13 +127,13 @@ class Dispatcher:
             "occurred_at": datetime.now(UTC).isoformat(),
         }
         if row["kind"] == domain.SHARED:
-            email = await storage.email_of(conn, row["subject_id"])
+            email = await store.email_of(row["subject_id"])
             if email is None:
                 return None
             payload["email"] = email
         return lambda: self._webhooks.post(target["endpoint_url"], target["signing_secret"], payload)
 
-    async def _attempt(self, send: Send | Unsendable | None, row: asyncpg.Record) -> str | Exception:
+    async def _attempt(self, send: Send | Unsendable | None, row: Row) -> str | Exception:
         if send is None:
             return "cancelled"
         if isinstance(send, Unsendable):
@@ -155,44 +154,44 @@ class Dispatcher:
         self._metrics.sent.labels(channel=row["channel"], kind=row["kind"]).inc()
         return "sent"
 
-    async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: str | Exception) -> None:
+    async def _record(self, store: MailerStore, row: Row, outcome: str | Exception) -> None:
         attempt = row["attempts"] + 1
         if isinstance(outcome, Unsendable):
-            await outbox.enqueue(conn, DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
+            await store.publish(DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
                                                              reason=str(outcome)))
-            await self._give_up(conn, row, attempt, str(outcome))
+            await self._give_up(store, row, attempt, str(outcome))
             return
         if isinstance(outcome, Bounced):
-            await self._handlers.suppress_address(conn, outcome.email, "hard bounce")
-            await storage.mark_status(conn, row["delivery_id"], "bounced")
-            await outbox.enqueue(conn, EmailBounced(**delivery_fields(row)))
+            await handlers.suppress_address(store, outcome.email, "hard bounce", suppressions=self._suppressions)
+            await store.mark_status(row["delivery_id"], "bounced")
+            await store.publish(EmailBounced(**delivery_fields(row)))
             return
         if isinstance(outcome, Exception):
             if domain.gives_up(attempt, self._settings.max_delivery_attempts):
-                await self._give_up(conn, row, attempt, str(outcome))
+                await self._give_up(store, row, attempt, str(outcome))
                 return
             delay = domain.retry_delay(attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds)
-            await storage.schedule_retry(conn, row["delivery_id"], datetime.now(UTC) + timedelta(seconds=delay),
+            await store.schedule_retry(row["delivery_id"], datetime.now(UTC) + timedelta(seconds=delay),
                                          str(outcome))
-            await outbox.enqueue(conn, DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
+            await store.publish(DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
                                                              reason=str(outcome)))
             log.info("delivery failed; will retry", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                      attempt=attempt, error=str(outcome))
             return
         if row["kind"] in FORGET_AFTER_SEND:
-            await storage.forget_content(conn, row["delivery_id"])  # a sealed token or reply has done its job
+            await store.forget_content(row["delivery_id"])  # a sealed token or reply has done its job
         if outcome == "cancelled":
-            await storage.mark_status(conn, row["delivery_id"], "cancelled")
-            await announce_cancelled(conn, [row])
+            await store.mark_status(row["delivery_id"], "cancelled")
+            await announce_cancelled(store, [row])
             return
-        await storage.mark_sent(conn, row["delivery_id"])
+        await store.mark_sent(row["delivery_id"])
         event_type = {domain.SHARED: ProcessorDelivered, domain.REVOKED: ProcessorRevocationSent}.get(row["kind"], EmailSent)
-        await outbox.enqueue(conn, event_type(**delivery_fields(row)))
+        await store.publish(event_type(**delivery_fields(row)))
 
-    async def _give_up(self, conn: asyncpg.Connection, row: asyncpg.Record, attempts: int, reason: str) -> None:
-        await storage.mark_failed(conn, row["delivery_id"], reason)
+    async def _give_up(self, store: MailerStore, row: Row, attempts: int, reason: str) -> None:
+        await store.mark_failed(row["delivery_id"], reason)
         if row["kind"] in FORGET_AFTER_SEND:
-            await storage.forget_content(conn, row["delivery_id"])  # nothing will open the sealed content again
-        await outbox.enqueue(conn, DeliveryGaveUp(**delivery_fields(row), attempts=attempts, reason=reason))
+            await store.forget_content(row["delivery_id"])  # nothing will open the sealed content again
+        await store.publish(DeliveryGaveUp(**delivery_fields(row), attempts=attempts, reason=reason))
         log.warning("delivery failed for good", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                     attempts=attempts, error=reason)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-import asyncpg
 import structlog
 
-from assent_mailer import domain, messages, storage
+from assent_mailer import domain, messages
+from assent_mailer.ports import MailerStore, Row
 from assent_mailer.settings import MailerSettings
 from assent_mailer.templating import Templates
 from assent_shared.events import InquiryAnswered
@@ -26,7 +26,7 @@ ORDER_UPDATE = "order_update"
 INQUIRY_REPLY = "inquiry_reply"
 # Deliveries whose content is secret or personal (a sealed token, a sealed reply): dropped once sent.
 FORGET_AFTER_SEND = frozenset({messages.VERIFY_EMAIL, messages.PASSWORD_RESET, INQUIRY_REPLY})
-Suppressed = Callable[[asyncpg.Connection, str], Awaitable[bool]]
+Suppressed = Callable[[MailerStore, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Draft:
     headers: dict[str, str] | None = None
 
 
-def content_of(row: asyncpg.Record) -> dict:
+def content_of(row: Row) -> dict:
     value = row["content"]
     if value is None:
         return {}
@@ -54,37 +54,37 @@ class MailWriter:
         self._tokens = Sealer(settings.mail_token_secret, "assent-mail-token")
         self._sender_name = messages.sender_name(settings.mail_from)
 
-    async def write(self, conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[str, EmailMessage] | None:
+    async def write(self, store: MailerStore, row: Row) -> tuple[str, EmailMessage] | None:
         """The address and the mail, or None when it must not go out any more (erased, suppressed,
         unsubscribed, expired)."""
         content = content_of(row)
         reply = InquiryAnswered.model_validate(content["event"]) if row["kind"] == INQUIRY_REPLY else None
-        address = await self._address(conn, row, reply)
-        if address is None or await self._is_suppressed(conn, address):
+        address = await self._address(store, row, reply)
+        if address is None or await self._is_suppressed(store, address):
             return None
-        draft = await self._draft(conn, row, content, reply)
+        draft = await self._draft(store, row, content, reply)
         if draft is None:
             return None
-        locale = draft.locale or await storage.locale_of(conn, row["subject_id"])
+        locale = draft.locale or await store.locale_of(row["subject_id"])
         rendered = self._templates.render(draft.mail, self._templates.choose_locale(draft.mail, locale),
                                           {**draft.variables, "sender_name": self._sender_name})
         return address, messages.compose(self._settings.mail_from, address, row["delivery_id"], rendered,
                                          draft.headers)
 
-    async def _address(self, conn: asyncpg.Connection, row: asyncpg.Record, reply: InquiryAnswered | None) -> str | None:
+    async def _address(self, store: MailerStore, row: Row, reply: InquiryAnswered | None) -> str | None:
         if reply is not None and reply.email is not None:  # an anonymous person's volunteered address
             try:
                 return await self._personal.open(reply, "email")
             except SubjectErased:
                 return None
         # A user's current address: a change of address after the event still reaches them.
-        return await storage.email_of(conn, reply.user_id if reply is not None else row["subject_id"])
+        return await store.email_of(reply.user_id if reply is not None else row["subject_id"])
 
-    async def _draft(self, conn: asyncpg.Connection, row: asyncpg.Record, content: dict,
+    async def _draft(self, store: MailerStore, row: Row, content: dict,
                      reply: InquiryAnswered | None) -> Draft | None:
         s, kind = self._settings, row["kind"]
         if kind == "newsletter":
-            return await self._newsletter(conn, row, content)
+            return await self._newsletter(store, row, content)
         if kind in messages.LINK_KINDS.values():
             return self._link_mail(row, content)
         if kind == ORDER_UPDATE:
@@ -95,8 +95,8 @@ class MailWriter:
             return await self._reply(reply)
         return Draft("welcome", {"my_data_url": f"{s.site_url}/my-data"})
 
-    async def _newsletter(self, conn: asyncpg.Connection, row: asyncpg.Record, content: dict) -> Draft | None:
-        consent = await storage.consent_of(conn, row["subject_id"], "newsletter", domain.FIRST_PARTY)
+    async def _newsletter(self, store: MailerStore, row: Row, content: dict) -> Draft | None:
+        consent = await store.consent_of(row["subject_id"], "newsletter", domain.FIRST_PARTY)
         if consent is None or not consent.granted:
             return None
         s = self._settings
@@ -111,7 +111,7 @@ class MailWriter:
         return Draft("newsletter", {"title": content["title"], "body": content["body"], "unsubscribe_url": landing},
                      headers=headers)
 
-    def _link_mail(self, row: asyncpg.Record, content: dict) -> Draft | None:
+    def _link_mail(self, row: Row, content: dict) -> Draft | None:
         """The mail with its single-use link, or None when the link has expired or cannot be opened."""
         if datetime.fromisoformat(content["expires_at"]) <= datetime.now(UTC):
             return None

@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from assent_mailer import storage
+from assent_mailer.ports import Mailers
 
 
 class MailerMetrics:
@@ -19,11 +19,11 @@ class MailerMetrics:
         self.oldest_waiting = Gauge("mailer_oldest_waiting_delivery_age_seconds",
                                     "Age of the oldest delivery not yet sent", registry=registry)
 
-    async def observe(self, pool: asyncpg.Pool, every: float = 15.0) -> None:
+    async def observe(self, mailers: Mailers, every: float = 15.0) -> None:
         while True:
             try:
-                async with pool.acquire() as conn:
-                    waiting, oldest = await storage.waiting_deliveries(conn)
+                async with mailers.reading() as store:
+                    waiting, oldest = await store.waiting_deliveries()
                 for channel in ("email", "webhook"):
                     self.waiting.labels(channel=channel).set(waiting.get(channel, 0))
                 self.oldest_waiting.set(oldest)

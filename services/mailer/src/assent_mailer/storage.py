@@ -1,6 +1,7 @@
-"""All of the mailer's SQL."""
+"""All of the mailer's SQL: `PgMailerStore`, the port (`ports.MailerStore`) on one connection."""
 
 import json
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from uuid import UUID
 
@@ -8,309 +9,316 @@ import asyncpg
 
 from assent_mailer.domain import AddressHash, ConsentView, ProcessorDelivery
 from assent_shared.tracing import current_traceparent
+from assent_shared.uow import PgStore
 
 _DELIVERY = ("delivery_id, subject_id, kind, channel, recipient, purpose, consent_event_id, status, attempts, "
              "content, created_at, sent_at, traceparent")
 
 
-async def lock_subject(conn: asyncpg.Connection, subject_id: UUID) -> None:
-    """Serialize the events of one subject so two plans never race each other."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(subject_id))
-
-
-async def upsert_contact(conn: asyncpg.Connection, subject_id: UUID, email: str, locale: str | None = None) -> bool:
-    """False when the subject was erased: a redelivered registration must not bring them back.
-    A change of address without a language keeps the language known."""
-    status = await conn.execute(
-        """INSERT INTO contacts (subject_id, email, locale) VALUES ($1, $2, $3)
-           ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email,
-               locale = coalesce(EXCLUDED.locale, contacts.locale), updated_at = now()
-           WHERE contacts.erased_at IS NULL""",
-        subject_id, email, locale,
-    )
-    return status.endswith(" 1")
-
-
-async def locale_of(conn: asyncpg.Connection, subject_id: UUID) -> str | None:
-    return await conn.fetchval("SELECT locale FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
-
-
-async def contact_status(conn: asyncpg.Connection, subject_id: UUID) -> str | None:
-    """'known', 'erased', or None for a subject the mailer never heard of."""
-    return await conn.fetchval(
-        "SELECT CASE WHEN erased_at IS NULL THEN 'known' ELSE 'erased' END FROM contacts WHERE subject_id = $1",
-        subject_id,
-    )
-
-
-async def email_of(conn: asyncpg.Connection, subject_id: UUID) -> str | None:
-    return await conn.fetchval("SELECT email FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
-
-
-async def consent_of(conn: asyncpg.Connection, subject_id: UUID, purpose: str, recipient: str) -> ConsentView | None:
-    row = await conn.fetchrow(
-        """SELECT purpose, recipient, granted, seq, event_id FROM consent_view
-           WHERE subject_id = $1 AND purpose = $2 AND recipient = $3""",
-        subject_id, purpose, recipient,
-    )
-    return ConsentView(**dict(row)) if row else None
-
-
-async def consents_of(conn: asyncpg.Connection, subject_id: UUID) -> list[ConsentView]:
-    rows = await conn.fetch(
-        "SELECT purpose, recipient, granted, seq, event_id FROM consent_view WHERE subject_id = $1", subject_id
-    )
-    return [ConsentView(**dict(r)) for r in rows]
-
-
-async def apply_consent(conn: asyncpg.Connection, subject_id: UUID, view: ConsentView) -> bool:
-    status = await conn.execute(
-        """INSERT INTO consent_view (subject_id, purpose, recipient, granted, seq, event_id)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (subject_id, purpose, recipient) DO UPDATE
-           SET granted = EXCLUDED.granted, seq = EXCLUDED.seq, event_id = EXCLUDED.event_id
-           WHERE consent_view.seq < EXCLUDED.seq""",
-        subject_id, view.purpose, view.recipient, view.granted, view.seq, view.event_id,
-    )
-    return status.endswith(" 1")
-
-
-async def processors(conn: asyncpg.Connection) -> dict[str, set[str]]:
-    return {r["processor_id"]: set(r["purposes"]) for r in await conn.fetch("SELECT processor_id, purposes FROM processors")}
-
-
-async def processor(conn: asyncpg.Connection, processor_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT processor_id, name, endpoint_url, purposes, signing_secret FROM processors WHERE processor_id = $1",
-        processor_id,
-    )
-
-
-async def upsert_processor(conn: asyncpg.Connection, processor_id: str, name: str, endpoint_url: str,
-                           purposes: list[str], signing_secret: str) -> None:
-    await conn.execute(
-        """INSERT INTO processors (processor_id, name, endpoint_url, purposes, signing_secret)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (processor_id) DO UPDATE SET name = EXCLUDED.name, endpoint_url = EXCLUDED.endpoint_url,
-               purposes = EXCLUDED.purposes, signing_secret = EXCLUDED.signing_secret, updated_at = now()""",
-        processor_id, name, endpoint_url, purposes, signing_secret,
-    )
-
-
-async def subjects_granting(conn: asyncpg.Connection, processor_id: str) -> list[UUID]:
-    rows = await conn.fetch(
-        "SELECT DISTINCT subject_id FROM consent_view WHERE recipient = $1 AND granted", processor_id
-    )
-    return [r["subject_id"] for r in rows]
-
-
-async def processor_deliveries(conn: asyncpg.Connection, subject_id: UUID) -> list[ProcessorDelivery]:
-    """Locked: a share the dispatcher is sending is read once its outcome (sent, failed) commits, so a
-    revoke arriving mid-send plans the revocation instead of seeing the share still pending."""
-    rows = await conn.fetch(
-        """SELECT delivery_id, kind, recipient, purpose, consent_event_id, status FROM deliveries
-           WHERE subject_id = $1 AND channel = 'webhook' FOR UPDATE""",
-        subject_id,
-    )
-    return [ProcessorDelivery(**dict(r)) for r in rows]
-
-
-async def insert_delivery(conn: asyncpg.Connection, *, delivery_id: UUID, dedupe_key: str, subject_id: UUID,
-                          kind: str, channel: str, recipient: str, purpose: str | None = None,
-                          consent_event_id: str | None = None, content: dict | None = None) -> bool:
-    status = await conn.execute(
-        """INSERT INTO deliveries (delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose,
-                                   consent_event_id, content, traceparent)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) ON CONFLICT (dedupe_key) DO NOTHING""",
-        delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose, consent_event_id,
-        json.dumps(content) if content is not None else None, current_traceparent(),
-    )
-    return status.endswith(" 1")
-
-
 _CANCELLED = "RETURNING delivery_id, subject_id, kind, consent_event_id, recipient"
 
 
-async def cancel(conn: asyncpg.Connection, delivery_ids: list[UUID]) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "UPDATE deliveries SET status = 'cancelled' WHERE delivery_id = ANY($1::uuid[]) AND status = 'pending' "
-        + _CANCELLED,
-        delivery_ids,
-    )
+class PgMailerStore(PgStore):
+    def savepoint(self) -> AbstractAsyncContextManager:
+        return self.conn.transaction()
+
+    async def lock_subject(self, subject_id: UUID) -> None:
+        """Serialize the events of one subject so two plans never race each other."""
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(subject_id))
 
 
-async def cancel_all_pending(conn: asyncpg.Connection, subject_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND status = 'pending' "
-        "AND kind <> 'subject.revoked' " + _CANCELLED,
-        subject_id,
-    )
+    async def upsert_contact(self, subject_id: UUID, email: str, locale: str | None = None) -> bool:
+        """False when the subject was erased: a redelivered registration must not bring them back.
+        A change of address without a language keeps the language known."""
+        status = await self.conn.execute(
+            """INSERT INTO contacts (subject_id, email, locale) VALUES ($1, $2, $3)
+               ON CONFLICT (subject_id) DO UPDATE SET email = EXCLUDED.email,
+                   locale = coalesce(EXCLUDED.locale, contacts.locale), updated_at = now()
+               WHERE contacts.erased_at IS NULL""",
+            subject_id, email, locale,
+        )
+        return status.endswith(" 1")
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Due deliveries, locked so that other replicas skip them until this transaction ends."""
-    return await conn.fetch(
-        f"""SELECT {_DELIVERY} FROM deliveries
-            WHERE status = 'pending' AND next_attempt_at <= now()
-            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED""",
-        limit,
-    )
+    async def locale_of(self, subject_id: UUID) -> str | None:
+        return await self.conn.fetchval("SELECT locale FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
 
 
-async def mail_delivery(conn: asyncpg.Connection, *, delivery_id: UUID | None = None, dedupe_key: str | None = None,
-                        lock: bool) -> asyncpg.Record | None:
-    """An email delivery by its id or its dedupe key; `lock`: for a change of its status."""
-    return await conn.fetchrow(
-        f"""SELECT {_DELIVERY} FROM deliveries WHERE channel = 'email' AND (delivery_id = $1 OR dedupe_key = $2)
-            {"FOR UPDATE" if lock else ""}""",
-        delivery_id, dedupe_key,
-    )
+    async def contact_status(self, subject_id: UUID) -> str | None:
+        """'known', 'erased', or None for a subject the mailer never heard of."""
+        return await self.conn.fetchval(
+            "SELECT CASE WHEN erased_at IS NULL THEN 'known' ELSE 'erased' END FROM contacts WHERE subject_id = $1",
+            subject_id,
+        )
 
 
-async def mark_sent(conn: asyncpg.Connection, delivery_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE deliveries SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL "
-        "WHERE delivery_id = $1",
-        delivery_id,
-    )
+    async def email_of(self, subject_id: UUID) -> str | None:
+        return await self.conn.fetchval("SELECT email FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
 
 
-async def forget_content(conn: asyncpg.Connection, delivery_id: UUID) -> None:
-    await conn.execute("UPDATE deliveries SET content = NULL WHERE delivery_id = $1", delivery_id)
+    async def consent_of(self, subject_id: UUID, purpose: str, recipient: str) -> ConsentView | None:
+        row = await self.conn.fetchrow(
+            """SELECT purpose, recipient, granted, seq, event_id FROM consent_view
+               WHERE subject_id = $1 AND purpose = $2 AND recipient = $3""",
+            subject_id, purpose, recipient,
+        )
+        return ConsentView(**dict(row)) if row else None
 
 
-async def forget_contents(conn: asyncpg.Connection, subject_id: UUID) -> None:
-    """Erasure: what a subject's deliveries carried (sealed replies, tokens) goes with them."""
-    await conn.execute("UPDATE deliveries SET content = NULL WHERE subject_id = $1 AND content IS NOT NULL",
-                       subject_id)
+    async def consents_of(self, subject_id: UUID) -> list[ConsentView]:
+        rows = await self.conn.fetch(
+            "SELECT purpose, recipient, granted, seq, event_id FROM consent_view WHERE subject_id = $1", subject_id
+        )
+        return [ConsentView(**dict(r)) for r in rows]
 
 
-async def mark_status(conn: asyncpg.Connection, delivery_id: UUID, status: str) -> None:
-    await conn.execute("UPDATE deliveries SET status = $2 WHERE delivery_id = $1", delivery_id, status)
+    async def apply_consent(self, subject_id: UUID, view: ConsentView) -> bool:
+        status = await self.conn.execute(
+            """INSERT INTO consent_view (subject_id, purpose, recipient, granted, seq, event_id)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (subject_id, purpose, recipient) DO UPDATE
+               SET granted = EXCLUDED.granted, seq = EXCLUDED.seq, event_id = EXCLUDED.event_id
+               WHERE consent_view.seq < EXCLUDED.seq""",
+            subject_id, view.purpose, view.recipient, view.granted, view.seq, view.event_id,
+        )
+        return status.endswith(" 1")
 
 
-async def mark_failed(conn: asyncpg.Connection, delivery_id: UUID, error: str) -> None:
-    await conn.execute(
-        "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE delivery_id = $1",
-        delivery_id, error,
-    )
+    async def processors(self) -> dict[str, set[str]]:
+        return {r["processor_id"]: set(r["purposes"]) for r in await self.conn.fetch("SELECT processor_id, purposes FROM processors")}
 
 
-async def schedule_retry(conn: asyncpg.Connection, delivery_id: UUID, at: datetime, error: str) -> None:
-    await conn.execute(
-        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE delivery_id = $1",
-        delivery_id, at, error,
-    )
+    async def processor(self, processor_id: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(
+            "SELECT processor_id, name, endpoint_url, purposes, signing_secret FROM processors WHERE processor_id = $1",
+            processor_id,
+        )
 
 
-async def deliveries_of(conn: asyncpg.Connection, subject_id: UUID, after: tuple[datetime, UUID] | None = None,
-                        limit: int | None = None) -> list[asyncpg.Record]:
-    """In (created_at, delivery_id) order, from after `after`."""
-    since, last_id = after or (None, None)
-    return await conn.fetch(
-        f"""SELECT {_DELIVERY} FROM deliveries WHERE subject_id = $1
-            AND ($2::timestamptz IS NULL OR (created_at, delivery_id) > ($2, $3::uuid))
-            ORDER BY created_at, delivery_id LIMIT $4""",
-        subject_id, since, last_id, limit,
-    )
+    async def upsert_processor(self, processor_id: str, name: str, endpoint_url: str,
+                               purposes: list[str], signing_secret: str) -> None:
+        await self.conn.execute(
+            """INSERT INTO processors (processor_id, name, endpoint_url, purposes, signing_secret)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (processor_id) DO UPDATE SET name = EXCLUDED.name, endpoint_url = EXCLUDED.endpoint_url,
+                   purposes = EXCLUDED.purposes, signing_secret = EXCLUDED.signing_secret, updated_at = now()""",
+            processor_id, name, endpoint_url, purposes, signing_secret,
+        )
 
 
-async def processor_page(conn: asyncpg.Connection, after: str | None, limit: int) -> list[asyncpg.Record]:
-    """Processors by id, from after `after`; never their signing secret."""
-    return await conn.fetch(
-        """SELECT processor_id, name, endpoint_url, purposes, updated_at FROM processors
-           WHERE $1::text IS NULL OR processor_id > $1 ORDER BY processor_id LIMIT $2""",
-        after, limit,
-    )
+    async def subjects_granting(self, processor_id: str) -> list[UUID]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT subject_id FROM consent_view WHERE recipient = $1 AND granted", processor_id
+        )
+        return [r["subject_id"] for r in rows]
 
 
-async def deliveries_to(conn: asyncpg.Connection, processor_id: str, before: tuple[datetime, UUID] | None,
-                        limit: int) -> list[asyncpg.Record]:
-    """A processor's webhook deliveries in (created_at, delivery_id) order, newest first, from before `before`."""
-    since, last_id = before or (None, None)
-    return await conn.fetch(
-        f"""SELECT {_DELIVERY} FROM deliveries WHERE channel = 'webhook' AND recipient = $1
-            AND ($2::timestamptz IS NULL OR (created_at, delivery_id) < ($2, $3::uuid))
-            ORDER BY created_at DESC, delivery_id DESC LIMIT $4""",
-        processor_id, since, last_id, limit,
-    )
+    async def processor_deliveries(self, subject_id: UUID) -> list[ProcessorDelivery]:
+        """Locked: a share the dispatcher is sending is read once its outcome (sent, failed) commits, so a
+        revoke arriving mid-send plans the revocation instead of seeing the share still pending."""
+        rows = await self.conn.fetch(
+            """SELECT delivery_id, kind, recipient, purpose, consent_event_id, status FROM deliveries
+               WHERE subject_id = $1 AND channel = 'webhook' FOR UPDATE""",
+            subject_id,
+        )
+        return [ProcessorDelivery(**dict(r)) for r in rows]
 
 
-async def newsletter_audience(conn: asyncpg.Connection) -> list[UUID]:
-    rows = await conn.fetch(
-        """SELECT v.subject_id FROM consent_view v JOIN contacts c USING (subject_id)
-           WHERE v.purpose = 'newsletter' AND v.recipient = 'first_party' AND v.granted
-             AND c.email IS NOT NULL AND c.erased_at IS NULL"""
-    )
-    return [r["subject_id"] for r in rows]
+    async def insert_delivery(self, *, delivery_id: UUID, dedupe_key: str, subject_id: UUID,
+                              kind: str, channel: str, recipient: str, purpose: str | None = None,
+                              consent_event_id: str | None = None, content: dict | None = None) -> bool:
+        status = await self.conn.execute(
+            """INSERT INTO deliveries (delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose,
+                                       consent_event_id, content, traceparent)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) ON CONFLICT (dedupe_key) DO NOTHING""",
+            delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose, consent_event_id,
+            json.dumps(content) if content is not None else None, current_traceparent(),
+        )
+        return status.endswith(" 1")
 
 
-async def withdraw_locally(conn: asyncpg.Connection, subject_id: UUID, purpose: str) -> None:
-    """Stop at once on an unsubscribe; the consent service's ConsentRevoked (higher seq) follows."""
-    await conn.execute(
-        "UPDATE consent_view SET granted = false WHERE subject_id = $1 AND purpose = $2 AND recipient = 'first_party'",
-        subject_id, purpose,
-    )
 
 
-async def erase_contact(conn: asyncpg.Connection, subject_id: UUID) -> None:
-    await conn.execute(
-        """INSERT INTO contacts (subject_id, email, erased_at) VALUES ($1, NULL, now())
-           ON CONFLICT (subject_id) DO UPDATE SET email = NULL, locale = NULL, erased_at = now(), updated_at = now()""",
-        subject_id,
-    )
+    async def cancel(self, delivery_ids: list[UUID]) -> list[asyncpg.Record]:
+        return await self.conn.fetch(
+            "UPDATE deliveries SET status = 'cancelled' WHERE delivery_id = ANY($1::uuid[]) AND status = 'pending' "
+            + _CANCELLED,
+            delivery_ids,
+        )
 
 
-async def cancel_pending_mail(conn: asyncpg.Connection, subject_id: UUID, purpose: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND purpose = $2 "
-        "AND channel = 'email' AND status = 'pending' " + _CANCELLED,
-        subject_id, purpose,
-    )
+    async def cancel_all_pending(self, subject_id: UUID) -> list[asyncpg.Record]:
+        return await self.conn.fetch(
+            "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND status = 'pending' "
+            "AND kind <> 'subject.revoked' " + _CANCELLED,
+            subject_id,
+        )
 
 
-async def suppression_of(conn: asyncpg.Connection, hashes: list[AddressHash]) -> asyncpg.Record | None:
-    """The suppression of an address under any of its hashes (one per live key)."""
-    return await conn.fetchrow(
-        """SELECT key_id, email_hash, reason FROM suppressions
-           WHERE (key_id, email_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[])) LIMIT 1""",
-        [h.key_id for h in hashes], [h.digest for h in hashes],
-    )
+    async def claim_due(self, limit: int) -> list[asyncpg.Record]:
+        """Due deliveries, locked so that other replicas skip them until this transaction ends."""
+        return await self.conn.fetch(
+            f"""SELECT {_DELIVERY} FROM deliveries
+                WHERE status = 'pending' AND next_attempt_at <= now()
+                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED""",
+            limit,
+        )
 
 
-async def suppress(conn: asyncpg.Connection, address: AddressHash, reason: str) -> None:
-    await conn.execute(
-        """INSERT INTO suppressions (key_id, email_hash, reason) VALUES ($1, $2, $3)
-           ON CONFLICT (key_id, email_hash) DO UPDATE SET seen_at = now()""",
-        address.key_id, address.digest, reason,
-    )
+    async def mail_delivery(self, *, delivery_id: UUID | None = None, dedupe_key: str | None = None,
+                            lock: bool) -> asyncpg.Record | None:
+        """An email delivery by its id or its dedupe key; `lock`: for a change of its status."""
+        return await self.conn.fetchrow(
+            f"""SELECT {_DELIVERY} FROM deliveries WHERE channel = 'email' AND (delivery_id = $1 OR dedupe_key = $2)
+                {"FOR UPDATE" if lock else ""}""",
+            delivery_id, dedupe_key,
+        )
 
 
-async def forget_suppression(conn: asyncpg.Connection, hashes: list[AddressHash]) -> None:
-    await conn.execute(
-        "DELETE FROM suppressions WHERE (key_id, email_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[]))",
-        [h.key_id for h in hashes], [h.digest for h in hashes],
-    )
+    async def mark_sent(self, delivery_id: UUID) -> None:
+        await self.conn.execute(
+            "UPDATE deliveries SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL "
+            "WHERE delivery_id = $1",
+            delivery_id,
+        )
 
 
-async def suppression_key_ids(conn: asyncpg.Connection) -> set[str]:
-    return {r["key_id"] for r in await conn.fetch("SELECT DISTINCT key_id FROM suppressions")}
+    async def forget_content(self, delivery_id: UUID) -> None:
+        await self.conn.execute("UPDATE deliveries SET content = NULL WHERE delivery_id = $1", delivery_id)
 
 
-async def prune_suppressions(conn: asyncpg.Connection, keep_seconds: float) -> int:
-    status = await conn.execute("DELETE FROM suppressions WHERE seen_at < now() - make_interval(secs => $1)",
-                                keep_seconds)
-    return int(status.split()[-1])
+    async def forget_contents(self, subject_id: UUID) -> None:
+        """Erasure: what a subject's deliveries carried (sealed replies, tokens) goes with them."""
+        await self.conn.execute("UPDATE deliveries SET content = NULL WHERE subject_id = $1 AND content IS NOT NULL",
+                           subject_id)
 
 
-async def withdraw_all(conn: asyncpg.Connection, subject_id: UUID) -> None:
-    """Keep each key's seq, so a late grant older than the erasure still changes nothing."""
-    await conn.execute("UPDATE consent_view SET granted = false WHERE subject_id = $1", subject_id)
+    async def mark_status(self, delivery_id: UUID, status: str) -> None:
+        await self.conn.execute("UPDATE deliveries SET status = $2 WHERE delivery_id = $1", delivery_id, status)
 
 
-async def waiting_deliveries(conn: asyncpg.Connection) -> tuple[dict[str, int], float]:
-    rows = await conn.fetch("SELECT channel, count(*) AS n FROM deliveries WHERE status = 'pending' GROUP BY channel")
-    oldest = await conn.fetchval(
-        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM deliveries WHERE status = 'pending'"
-    )
-    return {r["channel"]: r["n"] for r in rows}, float(oldest)
+    async def mark_failed(self, delivery_id: UUID, error: str) -> None:
+        await self.conn.execute(
+            "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE delivery_id = $1",
+            delivery_id, error,
+        )
+
+
+    async def schedule_retry(self, delivery_id: UUID, at: datetime, error: str) -> None:
+        await self.conn.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE delivery_id = $1",
+            delivery_id, at, error,
+        )
+
+
+    async def deliveries_of(self, subject_id: UUID, after: tuple[datetime, UUID] | None = None,
+                            limit: int | None = None) -> list[asyncpg.Record]:
+        """In (created_at, delivery_id) order, from after `after`."""
+        since, last_id = after or (None, None)
+        return await self.conn.fetch(
+            f"""SELECT {_DELIVERY} FROM deliveries WHERE subject_id = $1
+                AND ($2::timestamptz IS NULL OR (created_at, delivery_id) > ($2, $3::uuid))
+                ORDER BY created_at, delivery_id LIMIT $4""",
+            subject_id, since, last_id, limit,
+        )
+
+
+    async def processor_page(self, after: str | None, limit: int) -> list[asyncpg.Record]:
+        """Processors by id, from after `after`; never their signing secret."""
+        return await self.conn.fetch(
+            """SELECT processor_id, name, endpoint_url, purposes, updated_at FROM processors
+               WHERE $1::text IS NULL OR processor_id > $1 ORDER BY processor_id LIMIT $2""",
+            after, limit,
+        )
+
+
+    async def deliveries_to(self, processor_id: str, before: tuple[datetime, UUID] | None,
+                            limit: int) -> list[asyncpg.Record]:
+        """A processor's webhook deliveries in (created_at, delivery_id) order, newest first, from before `before`."""
+        since, last_id = before or (None, None)
+        return await self.conn.fetch(
+            f"""SELECT {_DELIVERY} FROM deliveries WHERE channel = 'webhook' AND recipient = $1
+                AND ($2::timestamptz IS NULL OR (created_at, delivery_id) < ($2, $3::uuid))
+                ORDER BY created_at DESC, delivery_id DESC LIMIT $4""",
+            processor_id, since, last_id, limit,
+        )
+
+
+    async def newsletter_audience(self) -> list[UUID]:
+        rows = await self.conn.fetch(
+            """SELECT v.subject_id FROM consent_view v JOIN contacts c USING (subject_id)
+               WHERE v.purpose = 'newsletter' AND v.recipient = 'first_party' AND v.granted
+                 AND c.email IS NOT NULL AND c.erased_at IS NULL"""
+        )
+        return [r["subject_id"] for r in rows]
+
+
+    async def withdraw_locally(self, subject_id: UUID, purpose: str) -> None:
+        """Stop at once on an unsubscribe; the consent service's ConsentRevoked (higher seq) follows."""
+        await self.conn.execute(
+            "UPDATE consent_view SET granted = false WHERE subject_id = $1 AND purpose = $2 AND recipient = 'first_party'",
+            subject_id, purpose,
+        )
+
+
+    async def erase_contact(self, subject_id: UUID) -> None:
+        await self.conn.execute(
+            """INSERT INTO contacts (subject_id, email, erased_at) VALUES ($1, NULL, now())
+               ON CONFLICT (subject_id) DO UPDATE SET email = NULL, locale = NULL, erased_at = now(), updated_at = now()""",
+            subject_id,
+        )
+
+
+    async def cancel_pending_mail(self, subject_id: UUID, purpose: str) -> list[asyncpg.Record]:
+        return await self.conn.fetch(
+            "UPDATE deliveries SET status = 'cancelled' WHERE subject_id = $1 AND purpose = $2 "
+            "AND channel = 'email' AND status = 'pending' " + _CANCELLED,
+            subject_id, purpose,
+        )
+
+
+    async def suppression_of(self, hashes: list[AddressHash]) -> asyncpg.Record | None:
+        """The suppression of an address under any of its hashes (one per live key)."""
+        return await self.conn.fetchrow(
+            """SELECT key_id, email_hash, reason FROM suppressions
+               WHERE (key_id, email_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[])) LIMIT 1""",
+            [h.key_id for h in hashes], [h.digest for h in hashes],
+        )
+
+
+    async def suppress(self, address: AddressHash, reason: str) -> None:
+        await self.conn.execute(
+            """INSERT INTO suppressions (key_id, email_hash, reason) VALUES ($1, $2, $3)
+               ON CONFLICT (key_id, email_hash) DO UPDATE SET seen_at = now()""",
+            address.key_id, address.digest, reason,
+        )
+
+
+    async def forget_suppression(self, hashes: list[AddressHash]) -> None:
+        await self.conn.execute(
+            "DELETE FROM suppressions WHERE (key_id, email_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[]))",
+            [h.key_id for h in hashes], [h.digest for h in hashes],
+        )
+
+
+    async def suppression_key_ids(self) -> set[str]:
+        return {r["key_id"] for r in await self.conn.fetch("SELECT DISTINCT key_id FROM suppressions")}
+
+
+    async def prune_suppressions(self, keep_seconds: float) -> int:
+        status = await self.conn.execute("DELETE FROM suppressions WHERE seen_at < now() - make_interval(secs => $1)",
+                                    keep_seconds)
+        return int(status.split()[-1])
+
+
+    async def withdraw_all(self, subject_id: UUID) -> None:
+        """Keep each key's seq, so a late grant older than the erasure still changes nothing."""
+        await self.conn.execute("UPDATE consent_view SET granted = false WHERE subject_id = $1", subject_id)
+
+
+    async def waiting_deliveries(self) -> tuple[dict[str, int], float]:
+        rows = await self.conn.fetch("SELECT channel, count(*) AS n FROM deliveries WHERE status = 'pending' GROUP BY channel")
+        oldest = await self.conn.fetchval(
+            "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM deliveries WHERE status = 'pending'"
+        )
+        return {r["channel"]: r["n"] for r in rows}, float(oldest)

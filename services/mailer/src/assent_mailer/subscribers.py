@@ -1,7 +1,11 @@
-"""The mailer's Kafka subscribers."""
+"""The mailer's Kafka subscribers: which event goes to which use case, on a store over the inbox's transaction."""
 
-from assent_mailer.handlers import MailerHandlers
-from assent_mailer.transactional import TransactionalMail
+from functools import partial
+
+from assent_mailer import handlers, transactional
+from assent_mailer.domain import SuppressionKeys
+from assent_mailer.storage import PgMailerStore
+from assent_mailer.wakeup import WorkArrived
 from assent_shared import kafka, topics
 from assent_shared.bootstrap import Runtime
 from assent_shared.events import (
@@ -10,29 +14,36 @@ from assent_shared.events import (
     UserRegisteredV2,
 )
 from assent_shared.inbox import Handler
+from assent_shared.personal import PersonalFields
+from assent_shared.uow import in_inbox
 
 
-def register(runtime: Runtime, service: MailerHandlers, transactional: TransactionalMail) -> None:
+def register(runtime: Runtime, *, personal: PersonalFields, suppressions: SuppressionKeys, work: WorkArrived) -> None:
+    on = partial(in_inbox, PgMailerStore)
+    registered = on(handlers.apply_user_registered, personal=personal, work=work)
+    changed = on(handlers.apply_email_changed, personal=personal, work=work)
+    link = on(handlers.apply_link_requested, work=work)
+    consent = on(handlers.apply_consent, work=work)
     kafka.subscribe(runtime.broker, runtime.settings, topics.USERS, runtime.inbox, {
-        "UserRegistered": Handler(UserRegistered, service.apply_user_registered),
-        "UserEmailChanged": Handler(UserEmailChanged, service.apply_email_changed),
-        "UserRegisteredV2": Handler(UserRegisteredV2, service.apply_user_registered),
-        "UserEmailChangedV2": Handler(UserEmailChangedV2, service.apply_email_changed),
-        "UserErased": Handler(UserErased, service.apply_user_erased),
-        "EmailVerificationRequested": Handler(EmailVerificationRequested, service.apply_link_requested),
-        "PasswordResetRequested": Handler(PasswordResetRequested, service.apply_link_requested),
+        "UserRegistered": Handler(UserRegistered, registered),
+        "UserEmailChanged": Handler(UserEmailChanged, changed),
+        "UserRegisteredV2": Handler(UserRegisteredV2, registered),
+        "UserEmailChangedV2": Handler(UserEmailChangedV2, changed),
+        "UserErased": Handler(UserErased, on(handlers.apply_user_erased, suppressions=suppressions, work=work)),
+        "EmailVerificationRequested": Handler(EmailVerificationRequested, link),
+        "PasswordResetRequested": Handler(PasswordResetRequested, link),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.CONSENTS, runtime.inbox, {
-        "ConsentGranted": Handler(ConsentGranted, service.apply_consent),
-        "ConsentRevoked": Handler(ConsentRevoked, service.apply_consent),
+        "ConsentGranted": Handler(ConsentGranted, consent),
+        "ConsentRevoked": Handler(ConsentRevoked, consent),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.POLICIES, runtime.inbox, {
-        "PolicyUpdated": Handler(PolicyUpdated, service.apply_policy_updated),
+        "PolicyUpdated": Handler(PolicyUpdated, on(handlers.apply_policy_updated, work=work)),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.ORDERS, runtime.inbox, {
-        "OrderStatusChanged": Handler(OrderStatusChanged, transactional.apply_order_status_changed),
+        "OrderStatusChanged": Handler(OrderStatusChanged, on(transactional.apply_order_status_changed, work=work)),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.INQUIRIES, runtime.inbox, {
-        "InquiryAnswered": Handler(InquiryAnswered, transactional.apply_inquiry_answered),
-        "InquiryErased": Handler(InquiryErased, transactional.apply_inquiry_erased),
+        "InquiryAnswered": Handler(InquiryAnswered, on(transactional.apply_inquiry_answered, work=work)),
+        "InquiryErased": Handler(InquiryErased, on(transactional.apply_inquiry_erased)),
     })
