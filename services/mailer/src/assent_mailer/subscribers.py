@@ -18,7 +18,7 @@ from assent_shared.personal import PersonalFields
 from assent_shared.uow import in_inbox
 
 
-def register(runtime: Runtime, *, personal: PersonalFields, suppressions: SuppressionKeys, work: WorkArrived) -> None:
+def register(runtime: Runtime, personal: PersonalFields, suppressions: SuppressionKeys, work: WorkArrived) -> None:
     on = partial(in_inbox, PgMailerStore)
     registered = on(handlers.apply_user_registered, personal=personal, work=work)
     changed = on(handlers.apply_email_changed, personal=personal, work=work)
