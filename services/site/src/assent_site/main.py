@@ -26,34 +26,34 @@ from assent_site.clients.mailer import MailerClient
 from assent_site.clients.policy import PolicyClient
 from assent_site.clients.support import SupportClient
 from assent_site.clients.telemetry import TelemetryClient
+from assent_site.deps import Upstreams, Wiring
 from assent_site.rendering import templates
 from assent_site.routes import account, admin, contact, cookies, inbox, mails, mydata, public
 from assent_site.sealing import CsrfTokens, Sealer
 from assent_site.security import SecurityHeaders
 from assent_site.settings import SiteSettings
-from assent_site.web import AdminRequired, CsrfRefused, Services, SignInRequired, Site, end_session, page, redirect
+from assent_site.web import AdminRequired, CsrfRefused, SignInRequired, end_session, page, redirect
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: SiteSettings | None = None) -> FastAPI:
+def create_app(settings: SiteSettings | None = None, upstreams: Upstreams | None = None) -> FastAPI:
+    """`upstreams` replaces the HTTP clients of the services (the unit lane's in-memory fakes)."""
     settings = settings or SiteSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
-        clients = [httpx.AsyncClient(base_url=url, timeout=settings.upstream_timeout_seconds)
-                   for url in (settings.identity_url, settings.consent_url, settings.mailer_url,
-                               settings.policy_url, settings.telemetry_url, settings.support_url)]
-        identity, consent, mailer, policy, telemetry, support = clients
-        token = settings.admin_token
-        services = Services(IdentityClient(identity, token), ConsentClient(consent, token),
-                            MailerClient(mailer, token), PolicyClient(policy, token),
-                            TelemetryClient(telemetry, token), SupportClient(support, token))
+        clients = [] if upstreams is not None else [
+            httpx.AsyncClient(base_url=url, timeout=settings.upstream_timeout_seconds)
+            for url in (settings.identity_url, settings.consent_url, settings.mailer_url, settings.policy_url,
+                        settings.telemetry_url, settings.support_url)]
         forwarding = Forwarding(settings.trusted_proxies if settings.trust_forwarded_for else (),
                                 trust_any_peer=settings.trust_forwarded_for and settings.environment != "production")
-        app.state.site = Site(settings, services, Sealer(settings.session_secret),
-                              CsrfTokens(settings.session_secret), templates(), forwarding)
+        app.state.service = Wiring.of(upstreams or _http_upstreams(clients, settings.admin_token), settings=settings,
+                                      sealer=Sealer(settings.session_secret),
+                                      csrf=CsrfTokens(settings.session_secret), templates=templates(),
+                                      forwarding=forwarding)
         log.info("service started")
         try:
             yield
@@ -80,6 +80,12 @@ def create_app(settings: SiteSettings | None = None) -> FastAPI:
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _http_upstreams(clients: list[httpx.AsyncClient], token: str | None) -> Upstreams:
+    identity, consent, mailer, policy, telemetry, support = clients
+    return Upstreams(IdentityClient(identity, token), ConsentClient(consent, token), MailerClient(mailer, token),
+                     PolicyClient(policy, token), TelemetryClient(telemetry, token), SupportClient(support, token))
 
 
 def _here(request: Request) -> str:

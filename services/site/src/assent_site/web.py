@@ -2,7 +2,6 @@
 
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -13,16 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 from starlette.datastructures import FormData
 
-from assent_shared.clients import Forwarding
 from assent_site.clients.base import Unavailable, UpstreamError
-from assent_site.clients.consent import ConsentClient
-from assent_site.clients.identity import IdentityClient
-from assent_site.clients.mailer import MailerClient
-from assent_site.clients.policy import PolicyClient
-from assent_site.clients.support import SupportClient
-from assent_site.clients.telemetry import TelemetryClient
-from assent_site.sealing import CsrfTokens, Sealer
-from assent_site.settings import SiteSettings
+from assent_site.deps import Wiring
 
 log = structlog.get_logger(__name__)
 
@@ -65,28 +56,9 @@ class AdminRequired(Exception):
     """The page is part of the console; the visitor is sent to the console's sign-in."""
 
 
-@dataclass
-class Services:
-    identity: IdentityClient
-    consent: ConsentClient
-    mailer: MailerClient
-    policy: PolicyClient
-    telemetry: TelemetryClient
-    support: SupportClient
-
-
-@dataclass
-class Site:
-    settings: SiteSettings
-    services: Services
-    sealer: Sealer
-    csrf: CsrfTokens
-    templates: Environment
-    forwarding: Forwarding
-
-
-def site_of(request: Request) -> Site:
-    return request.app.state.site
+def site_of(request: Request) -> Wiring:
+    """For the helpers every page shares (sessions, forms, rendering); routes take theirs as dependencies."""
+    return request.app.state.service
 
 
 # ------------------------------------------------------------------ cookies
@@ -146,7 +118,7 @@ async def current_session(request: Request) -> dict | None:
     session = site.sealer.open(request.cookies.get(SESSION_COOKIE), site.settings.session_hours * 3600)
     if session is not None and session.get("exp", 0) - _REFRESH_MARGIN_SECONDS < time.time():
         try:
-            tokens = await site.services.identity.refresh(session["refresh"])
+            tokens = await site.identity.refresh(session["refresh"])
         except UpstreamError:
             session = None
         except Unavailable:
@@ -263,7 +235,7 @@ async def _honour_gpc(request: Request, session: dict) -> list[dict] | None:
     """A signed-in person whose browser sends GPC: their third-party grants are withdrawn at consent, once
     per sign-in (the session remembers it), before the page reads anything; the page shows what went."""
     try:
-        withdrawn = await site_of(request).services.consent.honour_gpc(session["uid"], session["access"])
+        withdrawn = await site_of(request).consent.honour_gpc(session["uid"], session["access"])
     except (Unavailable, UpstreamError):
         log.warning("gpc not applied; tried again on the next page")
         return None
@@ -276,7 +248,7 @@ async def _notice_for(request: Request, session: dict | None) -> dict | None:
     """The main-page notice; for a signed-in user, this page view is also their continued use of the site."""
     site = site_of(request)
     try:
-        notice = await site.services.policy.notice()
+        notice = await site.policy.notice()
     except (Unavailable, UpstreamError):
         log.warning("notice unavailable")
         notice = None
@@ -285,7 +257,7 @@ async def _notice_for(request: Request, session: dict | None) -> dict | None:
     newest = notice["version"] if notice else None
     if session.get("activity") is None or (newest is not None and session["activity"] < newest):
         try:
-            activity = await site.services.policy.record_activity(session["access"])
+            activity = await site.policy.record_activity(session["access"])
         except (Unavailable, UpstreamError):
             log.warning("continued use not recorded; tried again on the next page")
             return notice
@@ -293,6 +265,6 @@ async def _notice_for(request: Request, session: dict | None) -> dict | None:
         _store_session(request, session)
         if activity.get("recorded") and notice is None:
             # Accepted by continued use after the notice's window: show what was accepted, once.
-            version = await site.services.policy.version(site.settings.policy_id, activity["version"])
+            version = await site.policy.version(site.settings.policy_id, activity["version"])
             notice = {**version, "url": f"/policy/versions/{version['version']}"}
     return notice

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from assent_site.clients.base import UpstreamError
+from assent_site.deps import Identity
 from assent_site.web import (
     client_address, current_session, end_session, field, local_path, page, read_form, redirect, require_session,
-    site_of, start_session, user_id_of,
+    start_session, user_id_of,
 )
 
 router = APIRouter(tags=["pages"])
@@ -32,9 +33,8 @@ async def signup_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/signup", response_class=HTMLResponse)
-async def signup(request: Request) -> Response:
+async def signup(request: Request, identity: Identity) -> Response:
     form = await read_form(request)
-    identity = site_of(request).services.identity
     email, password = field(form, "email", 320), str(form.get("password", ""))[:1024]
     name, newsletter = field(form, "display_name", 200), form.get("newsletter") == "yes"
     values = {"email": email, "display_name": name, "newsletter": newsletter}
@@ -60,12 +60,11 @@ async def signin_page(request: Request, next: str = Query(default="/my-data", ma
 
 
 @router.post("/signin", response_class=HTMLResponse)
-async def signin(request: Request) -> Response:
+async def signin(request: Request, identity: Identity) -> Response:
     form = await read_form(request)
     email, target = field(form, "email", 320), local_path(field(form, "next", 500), "/my-data")
     try:
-        tokens = await site_of(request).services.identity.sign_in(email, str(form.get("password", ""))[:1024],
-                                                                 client_address(request))
+        tokens = await identity.sign_in(email, str(form.get("password", ""))[:1024], client_address(request))
     except UpstreamError as refused:
         error = "Wrong email or password." if refused.status in (400, 401, 422) else _why(refused)
         return await page(request, "signin.html", status=429 if refused.status == 429 else 400, next=target,
@@ -75,12 +74,12 @@ async def signin(request: Request) -> Response:
 
 
 @router.post("/signout")
-async def signout(request: Request) -> Response:
+async def signout(request: Request, identity: Identity) -> Response:
     await read_form(request)
     session = await current_session(request)
     if session is not None:
         try:
-            await site_of(request).services.identity.sign_out(session["access"])
+            await identity.sign_out(session["access"])
         except UpstreamError:
             pass  # the session had ended already; the cookie goes all the same
     end_session(request)
@@ -93,21 +92,21 @@ async def reset_page(request: Request, token: str = Query(default="", max_length
 
 
 @router.post("/reset", response_class=HTMLResponse)
-async def reset_request(request: Request) -> Response:
+async def reset_request(request: Request, identity: Identity) -> Response:
     form = await read_form(request)
     try:
-        await site_of(request).services.identity.request_password_reset(field(form, "email", 320))
+        await identity.request_password_reset(field(form, "email", 320))
     except UpstreamError as refused:
         return await page(request, "reset.html", status=400, token="", error=_why(refused))
     return redirect("/reset", "reset_requested")
 
 
 @router.post("/reset/confirm", response_class=HTMLResponse)
-async def reset_confirm(request: Request) -> Response:
+async def reset_confirm(request: Request, identity: Identity) -> Response:
     form = await read_form(request)
     token, password = field(form, "token", 400), str(form.get("password", ""))[:1024]
     try:
-        await site_of(request).services.identity.reset_password(token, password)
+        await identity.reset_password(token, password)
     except UpstreamError as refused:
         return await page(request, "reset.html", status=400, token=token, error=_why(refused))
     end_session(request)  # identity ended every session of the account; this browser's too
@@ -121,11 +120,11 @@ async def verify_page(request: Request, token: str = Query(default="", max_lengt
 
 
 @router.post("/verify", response_class=HTMLResponse)
-async def verify(request: Request) -> Response:
+async def verify(request: Request, identity: Identity) -> Response:
     form = await read_form(request)
     token = field(form, "token", 400)
     try:
-        await site_of(request).services.identity.verify_email(token)
+        await identity.verify_email(token)
     except UpstreamError as refused:
         return await page(request, "verify.html", status=400, token=token, error=_why(refused))
     session = await current_session(request)
@@ -133,8 +132,8 @@ async def verify(request: Request) -> Response:
 
 
 @router.post("/verify/resend")
-async def resend_verification(request: Request) -> Response:
+async def resend_verification(request: Request, identity: Identity) -> Response:
     await read_form(request)
     session = await require_session(request)
-    await site_of(request).services.identity.resend_verification(session["access"])
+    await identity.resend_verification(session["access"])
     return redirect("/my-data", "verification_sent")

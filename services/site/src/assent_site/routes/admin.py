@@ -12,9 +12,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from assent_site import charts
 from assent_site.clients.base import Unavailable, UpstreamError
+from assent_site.deps import Consent, CookieSealer, Identity, Mailer, Policy, Settings, Support, Telemetry
 from assent_site.rendering import diff_lines, unified_diff
 from assent_site.web import (
-    ADMIN_COOKIE, client_address, delete_cookie, field, local_path, page, read_form, redirect, require_admin, set_cookie, site_of,
+    ADMIN_COOKIE, client_address, delete_cookie, field, local_path, page, read_form, redirect, require_admin,
+    set_cookie,
 )
 
 router = APIRouter(prefix="/admin", tags=["console"])
@@ -33,15 +35,14 @@ async def signin_page(request: Request, next: str = Query(default="/admin", max_
 
 
 @router.post("/signin", response_class=HTMLResponse)
-async def signin(request: Request) -> Response:
+async def signin(request: Request, identity: Identity, settings: Settings, sealer: CookieSealer) -> Response:
     form = await read_form(request)
-    site = site_of(request)
     target = local_path(field(form, "next", 500), "/admin")
     if not target.startswith("/admin"):
         target = "/admin"
     client = client_address(request)
     try:
-        await site.services.identity.reserve_console_attempt(CONSOLE_ACCOUNT, client)
+        await identity.reserve_console_attempt(CONSOLE_ACCOUNT, client)
     except UpstreamError as refused:
         if refused.status != 429:
             raise
@@ -49,12 +50,12 @@ async def signin(request: Request) -> Response:
                           error=f"Too many failed sign-ins. Try again in {refused.retry_after or 'a few'} seconds.")
     try:
         # No hash configured: nobody signs in (verify raises on the empty hash).
-        _hasher.verify(site.settings.admin_password_hash or "", str(form.get("password", ""))[:1024])
+        _hasher.verify(settings.admin_password_hash or "", str(form.get("password", ""))[:1024])
     except (VerificationError, InvalidHashError):
         return await page(request, "admin/signin.html", status=400, next=target, error="Wrong password.")
-    await site.services.identity.release_console_attempt(CONSOLE_ACCOUNT, client)
-    max_age = int(site.settings.admin_session_minutes * 60)
-    set_cookie(request, ADMIN_COOKIE, site.sealer.seal({"admin": True, "nonce": secrets.token_urlsafe(16)}),
+    await identity.release_console_attempt(CONSOLE_ACCOUNT, client)
+    max_age = int(settings.admin_session_minutes * 60)
+    set_cookie(request, ADMIN_COOKIE, sealer.seal({"admin": True, "nonce": secrets.token_urlsafe(16)}),
                max_age, "/admin")
     return redirect(target)
 
@@ -106,135 +107,131 @@ def _effective_at(value: str) -> str | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
-async def _policy_page(request: Request, draft: dict, status: int = 200, **context) -> HTMLResponse:
-    site = site_of(request)
-    versions = await site.services.policy.versions(site.settings.policy_id)
+async def _policy_page(request: Request, policy: Policy, settings: Settings, draft: dict, status: int = 200,
+                       **context) -> HTMLResponse:
+    versions = await policy.versions(settings.policy_id)
     return await page(request, "admin/policy.html", status=status, versions=versions, draft=draft, **context)
 
 
 @router.get("/policy", response_class=HTMLResponse)
-async def policy(request: Request) -> HTMLResponse:
+async def policy(request: Request, policy: Policy, settings: Settings) -> HTMLResponse:
     require_admin(request)
-    site = site_of(request)
-    current = await site.services.policy.current(site.settings.policy_id)
+    current = await policy.current(settings.policy_id)
     draft = {"title": current["title"], "summary": "", "text": current["text"], "material": False,
              "effective_at": "", "data_use": _data_use_text(current.get("data_use", []))}
-    return await _policy_page(request, draft)
+    return await _policy_page(request, policy, settings, draft)
 
 
 @router.post("/policy/preview", response_class=HTMLResponse)
-async def preview(request: Request) -> HTMLResponse:
+async def preview(request: Request, policy: Policy, settings: Settings) -> HTMLResponse:
     form = await read_form(request)
     require_admin(request)
     draft = _draft(form)
-    site = site_of(request)
-    current = await site.services.policy.current(site.settings.policy_id)
+    current = await policy.current(settings.policy_id)
     try:
         data_use = _parse_data_use(draft["data_use"])
         _effective_at(draft["effective_at"])
     except ValueError as bad:
-        return await _policy_page(request, draft, status=400, error=str(bad))
+        return await _policy_page(request, policy, settings, draft, status=400, error=str(bad))
     diff = unified_diff(current["text"], draft["text"], f"version {current['version']}", "draft")
     old_uses = {(u["purpose"], u["processor"], tuple(u.get("data", []))) for u in current.get("data_use", [])}
     new_uses = {(u["purpose"], u["processor"], tuple(u["data"])) for u in data_use}
-    return await _policy_page(request, draft, preview=True, lines=diff_lines(diff), current=current,
+    return await _policy_page(request, policy, settings, draft, preview=True, lines=diff_lines(diff), current=current,
                               added=sorted(new_uses - old_uses), removed=sorted(old_uses - new_uses))
 
 
 @router.post("/policy/publish", response_class=HTMLResponse)
-async def publish(request: Request) -> Response:
+async def publish(request: Request, policy: Policy, settings: Settings) -> Response:
     form = await read_form(request)
     require_admin(request)
     draft = _draft(form)
-    site = site_of(request)
     try:
         version = {"title": draft["title"], "summary": draft["summary"], "text": draft["text"],
                    "material": draft["material"], "data_use": _parse_data_use(draft["data_use"])}
         effective_at = _effective_at(draft["effective_at"])
     except ValueError as bad:
-        return await _policy_page(request, draft, status=400, error=str(bad))
+        return await _policy_page(request, policy, settings, draft, status=400, error=str(bad))
     if effective_at:
         version["effective_at"] = effective_at
     try:
-        await site.services.policy.publish(site.settings.policy_id, version)
+        await policy.publish(settings.policy_id, version)
     except UpstreamError as refused:
-        return await _policy_page(request, draft, status=400, error=refused.detail or refused.title)
+        return await _policy_page(request, policy, settings, draft, status=400, error=refused.detail or refused.title)
     return redirect("/admin/policy", "published")
 
 
 # ------------------------------------------------------------------ processors and subjects
 
 
-async def _processors_page(request: Request, status: int = 200, **context) -> HTMLResponse:
-    listed = await site_of(request).services.mailer.processors()
+async def _processors_page(request: Request, mailer: Mailer, status: int = 200, **context) -> HTMLResponse:
+    listed = await mailer.processors()
     return await page(request, "admin/processors.html", status=status, processors=listed, **context)
 
 
 @router.get("/processors", response_class=HTMLResponse)
-async def processors(request: Request) -> HTMLResponse:
+async def processors(request: Request, mailer: Mailer) -> HTMLResponse:
     require_admin(request)
-    return await _processors_page(request, values={})
+    return await _processors_page(request, mailer, values={})
 
 
 @router.get("/processors/{processor_id}", response_class=HTMLResponse)
-async def processor_deliveries(request: Request, processor_id: str = Path(max_length=64, pattern=_SLUG.pattern),
+async def processor_deliveries(request: Request, mailer: Mailer,
+                               processor_id: str = Path(max_length=64, pattern=_SLUG.pattern),
                                cursor: str | None = Query(default=None, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")
                                ) -> HTMLResponse:
     """A processor's webhook deliveries, newest first, each with the consent event that allowed it."""
     require_admin(request)
-    deliveries, next_cursor = await site_of(request).services.mailer.processor_deliveries(processor_id, cursor)
+    deliveries, next_cursor = await mailer.processor_deliveries(processor_id, cursor)
     return await page(request, "admin/processor.html", processor_id=processor_id, deliveries=deliveries,
                       next_cursor=next_cursor)
 
 
 @router.post("/processors", response_class=HTMLResponse)
-async def register_processor(request: Request) -> Response:
+async def register_processor(request: Request, mailer: Mailer) -> Response:
     form = await read_form(request)
     require_admin(request)
     values = {name: field(form, name, 500) for name in ("processor_id", "name", "endpoint_url", "purposes")}
     purposes = [p.strip() for p in values["purposes"].split(",") if p.strip()]
     if not _SLUG.match(values["processor_id"]):
-        return await _processors_page(request, status=400, values=values,
+        return await _processors_page(request, mailer, status=400, values=values,
                                       error="The id is lower-case letters, digits, '.', '_' or '-'.")
     try:
-        await site_of(request).services.mailer.register_processor(
+        await mailer.register_processor(
             values["processor_id"], values["name"], values["endpoint_url"], purposes,
             str(form.get("signing_secret", ""))[:500])
     except UpstreamError as refused:
-        return await _processors_page(request, status=400, values=values, error=refused.detail or refused.title)
+        return await _processors_page(request, mailer, status=400, values=values, error=refused.detail or refused.title)
     return redirect("/admin/processors", "registered")
 
 
 @router.get("/subjects", response_class=HTMLResponse)
-async def subjects(request: Request, q: str = Query(default="", max_length=320)) -> HTMLResponse:
+async def subjects(request: Request, identity: Identity, consent: Consent, mailer: Mailer,
+                   q: str = Query(default="", max_length=320)) -> HTMLResponse:
     """A subject's consent history and delivery evidence, by user id or email."""
     require_admin(request)
-    site = site_of(request)
     q = q.strip()
     if not q:
         return await page(request, "admin/subjects.html", q="")
     subject_id = q
     if not _UUID.match(q):
         try:
-            subject_id = (await site.services.identity.find_user(q))["id"]
+            subject_id = (await identity.find_user(q))["id"]
         except UpstreamError:
             return await page(request, "admin/subjects.html", status=404, q=q, error="No account uses that address.")
-    history, deliveries = await asyncio.gather(site.services.consent.history(subject_id),
-                                               site.services.mailer.deliveries(subject_id))
+    history, deliveries = await asyncio.gather(consent.history(subject_id), mailer.deliveries(subject_id))
     return await page(request, "admin/subjects.html", q=q, subject_id=subject_id, history=history,
                       deliveries=deliveries)
 
 
 @router.get("/erasures", response_class=HTMLResponse)
-async def erasures(request: Request, user_id: str = Query(default="", max_length=64),
+async def erasures(request: Request, identity: Identity, user_id: str = Query(default="", max_length=64),
                    cursor: str | None = Query(default=None, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")
                    ) -> HTMLResponse:
     """Every erasure request, newest first, with its completion; or one, by user id."""
     require_admin(request)
-    identity = site_of(request).services.identity
     user_id = user_id.strip()
     if not user_id:
-        return await _erasures_page(request, cursor)
+        return await _erasures_page(request, identity, cursor)
     if not _UUID.match(user_id):
         return await page(request, "admin/erasures.html", status=400, user_id=user_id, error="That is not a user id.")
     try:
@@ -245,23 +242,24 @@ async def erasures(request: Request, user_id: str = Query(default="", max_length
     return await page(request, "admin/erasures.html", user_id=user_id, erasure=erasure)
 
 
-async def _erasures_page(request: Request, cursor: str | None = None, status: int = 200, **context) -> HTMLResponse:
-    listed, next_cursor = await site_of(request).services.identity.erasures(cursor)
+async def _erasures_page(request: Request, identity: Identity, cursor: str | None = None, status: int = 200,
+                         **context) -> HTMLResponse:
+    listed, next_cursor = await identity.erasures(cursor)
     return await page(request, "admin/erasures.html", status=status, user_id="", erasures=listed,
                       next_cursor=next_cursor, **context)
 
 
 @router.post("/erasures/address", response_class=HTMLResponse)
-async def erase_by_address(request: Request) -> HTMLResponse:
+async def erase_by_address(request: Request, identity: Identity, support: Support) -> HTMLResponse:
     """A person without an account asks us to erase what they sent us: support's inquiries from that address."""
     form = await read_form(request)
     require_admin(request)
     email = field(form, "email", 254)
     try:
-        erased = await site_of(request).services.support.erase_by_address(email)
+        erased = await support.erase_by_address(email)
     except UpstreamError as refused:
-        return await _erasures_page(request, status=400, email=email, error=refused.detail or refused.title)
-    return await _erasures_page(request, address_erased=erased)
+        return await _erasures_page(request, identity, status=400, email=email, error=refused.detail or refused.title)
+    return await _erasures_page(request, identity, address_erased=erased)
 
 
 # ------------------------------------------------------------------ telemetry
@@ -274,17 +272,16 @@ async def telemetry(request: Request, days: int = Query(default=14, ge=1, le=90)
 
 
 @router.get("/telemetry/{name}.svg")
-async def chart(request: Request, name: str, days: int = Query(default=14, ge=1, le=90)) -> Response:
+async def chart(request: Request, name: str, telemetry: Telemetry, settings: Settings,
+                days: int = Query(default=14, ge=1, le=90)) -> Response:
     require_admin(request)
     if name not in charts.CHARTS:
         return Response(status_code=404)
-    site = site_of(request)
     today = datetime.now(UTC).date()
     span = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
 
     async def one(day: date) -> charts.Day:
-        stats = await site.services.telemetry.stats(site.settings.telemetry_site_id, day, day,
-                                                    list(charts.DIMENSIONS))
+        stats = await telemetry.stats(settings.telemetry_site_id, day, day, list(charts.DIMENSIONS))
         return charts.Day(day, stats)
 
     try:

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from assent_site.clients.base import UpstreamError
+from assent_site.deps import Support
 from assent_site.routes.account import locale_of
 from assent_site.web import (
-    client_address, current_session, field, page, read_form, redirect, require_session, site_of,
+    client_address, current_session, field, page, read_form, redirect, require_session,
 )
 
 router = APIRouter(tags=["pages"])
@@ -31,7 +32,7 @@ async def contact_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/contact", response_class=HTMLResponse)
-async def send_inquiry(request: Request) -> Response:
+async def send_inquiry(request: Request, support: Support) -> Response:
     """An address goes to support only if the person typed one, or (signed in) ticked that they want a reply."""
     form = await read_form(request)
     session = await current_session(request)
@@ -50,7 +51,7 @@ async def send_inquiry(request: Request) -> Response:
     elif values["email"]:
         inquiry["email"] = values["email"]
     try:
-        accepted = await site_of(request).services.support.submit(
+        accepted = await support.submit(
             {k: v for k, v in inquiry.items() if v is not None}, session["access"] if session else None,
             client_address(request))
     except UpstreamError as refused:
@@ -61,18 +62,18 @@ async def send_inquiry(request: Request) -> Response:
 
 
 @router.get("/contact/reply", response_class=HTMLResponse)
-async def thread_page(request: Request, inquiry: str = Query(max_length=36, pattern=_UUID.pattern),
+async def thread_page(request: Request, support: Support, inquiry: str = Query(max_length=36, pattern=_UUID.pattern),
                       token: str | None = Query(default=None, pattern=_TOKEN)) -> HTMLResponse:
     """A reply mail's link (no account needed), or a signed-in author's own inquiry."""
     session = await current_session(request)
     if token is None and session is None:
         await require_session(request)
-    thread = await site_of(request).services.support.thread(inquiry, token, None if token else session["access"])
+    thread = await support.thread(inquiry, token, None if token else session["access"])
     return await page(request, "contact_thread.html", thread=thread, token=token, topics=TOPICS)
 
 
 @router.post("/contact/reply", response_class=HTMLResponse)
-async def answer(request: Request) -> Response:
+async def answer(request: Request, support: Support) -> Response:
     form = await read_form(request)
     session = await current_session(request)
     inquiry, token = field(form, "inquiry", 36), field(form, "token", 100) or None
@@ -81,7 +82,6 @@ async def answer(request: Request) -> Response:
     if token is None:
         session = await require_session(request)
     message = str(form.get("message", "")).strip()
-    support = site_of(request).services.support
     access = None if token else session["access"]
     error = None
     if not message or len(message) > MAX_MESSAGE:
@@ -103,7 +103,7 @@ async def answer(request: Request) -> Response:
 
 
 @router.get("/contact/mine", response_class=HTMLResponse)
-async def my_inquiries(request: Request) -> HTMLResponse:
+async def my_inquiries(request: Request, support: Support) -> HTMLResponse:
     session = await require_session(request)
-    threads = await site_of(request).services.support.threads_of(session["uid"], session["access"])
+    threads = await support.threads_of(session["uid"], session["access"])
     return await page(request, "contact_mine.html", threads=threads[::-1], topics=TOPICS)

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from assent_site.clients.base import Unavailable, UpstreamError
+from assent_site.deps import Consent
 from assent_site.web import (
     DEVICE_COOKIE, DEVICE_COOKIE_DAYS, delete_cookie, device_id, field, gpc, local_path, page, read_form, redirect,
-    set_cookie, site_of,
+    set_cookie,
 )
 
 router = APIRouter(tags=["pages"])
@@ -27,15 +28,14 @@ async def cookies_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/cookies", response_class=HTMLResponse)
-async def choose(request: Request) -> Response:
+async def choose(request: Request, consent: Consent) -> Response:
     form = await read_form(request)
     allow = field(form, "choice", 10) == "allow"
     target = local_path(field(form, "next", 500))
     existing = device_id(request)
     device = existing or secrets.token_urlsafe(24)  # 192 random bits
     try:
-        record = await site_of(request).services.consent.set_device_consent(device, COOKIES_PURPOSE, allow,
-                                                                            gpc(request))
+        record = await consent.set_device_consent(device, COOKIES_PURPOSE, allow, gpc(request))
     except (UpstreamError, Unavailable):
         if allow:
             return await page(request, "cookies.html", status=503, error=(

@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from assent_site.web import page, require_admin, site_of
+from assent_site.deps import Mailer
+from assent_site.web import page, require_admin
 
 router = APIRouter(prefix="/admin", tags=["console"])
 _MAIL = Path(min_length=1, max_length=64, pattern=r"^[a-z_]+$")
@@ -13,23 +14,22 @@ _FRAME_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; f
 
 
 @router.get("/templates", response_class=HTMLResponse)
-async def templates(request: Request) -> HTMLResponse:
+async def templates(request: Request, mailer: Mailer) -> HTMLResponse:
     require_admin(request)
-    return await page(request, "admin/templates.html", mails=await site_of(request).services.mailer.templates())
+    return await page(request, "admin/templates.html", mails=await mailer.templates())
 
 
 @router.get("/templates/{mail}", response_class=HTMLResponse)
-async def preview(request: Request, mail: str = _MAIL, locale: str = _LOCALE) -> HTMLResponse:
+async def preview(request: Request, mailer: Mailer, mail: str = _MAIL, locale: str = _LOCALE) -> HTMLResponse:
     """The mail's subject, its HTML part in a sandboxed frame and its text part, with sample values."""
     require_admin(request)
-    mailer = site_of(request).services.mailer
     subject, text = await mailer.preview(mail, locale, "text")
     return await page(request, "admin/template.html", mail=mail, locale=locale, subject=subject, text=text,
                       mails=await mailer.templates())
 
 
 @router.get("/templates/{mail}/preview.html")
-async def preview_html(request: Request, mail: str = _MAIL, locale: str = _LOCALE) -> Response:
+async def preview_html(request: Request, mailer: Mailer, mail: str = _MAIL, locale: str = _LOCALE) -> Response:
     require_admin(request)
-    _, html = await site_of(request).services.mailer.preview(mail, locale, "html")
+    _, html = await mailer.preview(mail, locale, "html")
     return HTMLResponse(html, headers={"Content-Security-Policy": _FRAME_POLICY, "X-Frame-Options": "SAMEORIGIN"})

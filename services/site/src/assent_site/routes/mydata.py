@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from assent_site.clients.base import UpstreamError
-from assent_site.web import client_address, end_session, field, page, read_form, redirect, require_session, site_of, gpc
+from assent_site.deps import Consent, Identity, Policy, Settings
+from assent_site.web import client_address, end_session, field, gpc, page, read_form, redirect, require_session
 
 router = APIRouter(tags=["pages"])
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -24,32 +25,32 @@ def consent_rows(data_use: list[dict], states: list[dict]) -> list[dict]:
 
 
 @router.get("/my-data", response_class=HTMLResponse)
-async def my_data(request: Request) -> HTMLResponse:
+async def my_data(request: Request, identity: Identity, consent: Consent, policy: Policy,
+                  settings: Settings) -> HTMLResponse:
     session = await require_session(request)
-    site = site_of(request)
-    me = await site.services.identity.me(session["access"])
-    current = await site.services.policy.current(site.settings.policy_id)
-    states = await site.services.consent.consents(session["uid"], session["access"])
-    history = await site.services.consent.history(session["uid"], session["access"])
+    me = await identity.me(session["access"])
+    current = await policy.current(settings.policy_id)
+    states = await consent.consents(session["uid"], session["access"])
+    history = await consent.history(session["uid"], session["access"])
     return await page(request, "my_data.html", me=me, policy=current,
                       rows=consent_rows(current.get("data_use", []), states), history=history[-20:][::-1])
 
 
 @router.post("/my-data/consents")
-async def change_consent(request: Request) -> Response:
+async def change_consent(request: Request, identity: Identity, consent: Consent, policy: Policy,
+                         settings: Settings) -> Response:
     form = await read_form(request)
     session = await require_session(request)
     purpose, recipient = field(form, "purpose", 64), field(form, "recipient", 64)
     if not (_SLUG.match(purpose) and _SLUG.match(recipient)):
         return redirect("/my-data")
-    site = site_of(request)
     try:
-        await site.services.consent.change(session["uid"], purpose, recipient, form.get("granted") == "true",
-                                           session["access"], gpc=gpc(request))
+        await consent.change(session["uid"], purpose, recipient, form.get("granted") == "true", session["access"],
+                             gpc=gpc(request))
     except UpstreamError as refused:
-        me = await site.services.identity.me(session["access"])
-        current = await site.services.policy.current(site.settings.policy_id)
-        states = await site.services.consent.consents(session["uid"], session["access"])
+        me = await identity.me(session["access"])
+        current = await policy.current(settings.policy_id)
+        states = await consent.consents(session["uid"], session["access"])
         return await page(request, "my_data.html", status=400, me=me, policy=current, history=[],
                           rows=consent_rows(current.get("data_use", []), states),
                           error=refused.detail or refused.title)
@@ -57,19 +58,19 @@ async def change_consent(request: Request) -> Response:
 
 
 @router.get("/my-data/receipts/{event_id}")
-async def receipt(request: Request, event_id: str) -> Response:
+async def receipt(request: Request, event_id: str, consent: Consent) -> Response:
     session = await require_session(request)
     if not _UUID.match(event_id):
         return redirect("/my-data")
-    body = await site_of(request).services.consent.receipt(event_id, session["access"])
+    body = await consent.receipt(event_id, session["access"])
     return Response(body, media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="consent-receipt-{event_id}.json"'})
 
 
 @router.get("/my-data/export")
-async def export(request: Request) -> Response:
+async def export(request: Request, identity: Identity) -> Response:
     session = await require_session(request)
-    body = await site_of(request).services.identity.export(session["access"])
+    body = await identity.export(session["access"])
     return Response(body, media_type="application/json",
                     headers={"Content-Disposition": 'attachment; filename="my-assent-data.json"'})
 
@@ -81,11 +82,10 @@ async def erase_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/my-data/erase", response_class=HTMLResponse)
-async def erase(request: Request) -> Response:
+async def erase(request: Request, identity: Identity) -> Response:
     """Erasure asks for the password again: a browser left signed in must not be enough."""
     form = await read_form(request)
     session = await require_session(request)
-    identity = site_of(request).services.identity
     me = await identity.me(session["access"])
     try:
         fresh = await identity.sign_in(me["email"], str(form.get("password", ""))[:1024], client_address(request))

@@ -4,41 +4,39 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from assent_site.clients.base import UpstreamError
+from assent_site.deps import Mailer, Policy, Settings
 from assent_site.rendering import diff_lines
-from assent_site.web import field, page, read_form, site_of
+from assent_site.web import field, page, read_form
 
 router = APIRouter(tags=["pages"])
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> HTMLResponse:
-    site = site_of(request)
-    current = await site.services.policy.current(site.settings.policy_id)
+async def home(request: Request, policy: Policy, settings: Settings) -> HTMLResponse:
+    current = await policy.current(settings.policy_id)
     return await page(request, "index.html", current=current)
 
 
 @router.get("/policy", response_class=HTMLResponse)
-async def policy(request: Request) -> HTMLResponse:
-    site = site_of(request)
-    current = await site.services.policy.current(site.settings.policy_id)
-    versions = await site.services.policy.versions(site.settings.policy_id)
+async def policy(request: Request, policy: Policy, settings: Settings) -> HTMLResponse:
+    current = await policy.current(settings.policy_id)
+    versions = await policy.versions(settings.policy_id)
     return await page(request, "policy.html", version=current, versions=versions, current=True)
 
 
 @router.get("/policy/versions/{number}", response_class=HTMLResponse)
-async def policy_version(request: Request, number: int) -> HTMLResponse:
-    site = site_of(request)
-    version = await site.services.policy.version(site.settings.policy_id, number)
-    versions = await site.services.policy.versions(site.settings.policy_id)
+async def policy_version(request: Request, number: int, policy: Policy, settings: Settings) -> HTMLResponse:
+    version = await policy.version(settings.policy_id, number)
+    versions = await policy.versions(settings.policy_id)
     return await page(request, "policy.html", version=version, versions=versions, current=False)
 
 
 @router.get("/policy/diff", response_class=HTMLResponse)
 async def policy_diff(request: Request, first: int = Query(alias="from", ge=1, le=2**31 - 1),
-                      last: int = Query(alias="to", ge=1, le=2**31 - 1)) -> HTMLResponse:
-    site = site_of(request)
-    versions = await site.services.policy.versions(site.settings.policy_id)
-    diff = await site.services.policy.diff(site.settings.policy_id, first, last)
+                      last: int = Query(alias="to", ge=1, le=2**31 - 1), *, policy: Policy,
+                      settings: Settings) -> HTMLResponse:
+    versions = await policy.versions(settings.policy_id)
+    diff = await policy.diff(settings.policy_id, first, last)
     return await page(request, "policy_diff.html", diff=diff, lines=diff_lines(diff["diff"]), versions=versions)
 
 
@@ -49,11 +47,11 @@ async def unsubscribe_page(request: Request, token: str = Query(default="", max_
 
 
 @router.post("/unsubscribe", response_class=HTMLResponse)
-async def unsubscribe(request: Request) -> HTMLResponse:
+async def unsubscribe(request: Request, mailer: Mailer) -> HTMLResponse:
     form = await read_form(request)
     token = field(form, "token", 400)
     try:
-        await site_of(request).services.mailer.unsubscribe(token)
+        await mailer.unsubscribe(token)
     except UpstreamError as refused:
         return await page(request, "unsubscribe.html", status=400, token=token, done_unsubscribe=False,
                           error=refused.detail or refused.title)
