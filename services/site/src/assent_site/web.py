@@ -9,7 +9,6 @@ import jwt
 import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment
 from starlette.datastructures import FormData
 
 from assent_site.clients.base import Unavailable, UpstreamError

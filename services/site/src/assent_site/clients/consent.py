@@ -6,9 +6,6 @@ from assent_site.clients.base import Upstream
 class ConsentClient(Upstream):
     name = "consent"
 
-    async def purposes(self) -> dict:
-        return await self.json("GET", "/v1/purposes")
-
     async def consents(self, subject_id: str, token: str | None = None) -> list[dict]:
         """Read only: Global Privacy Control goes with a change (`change(..., gpc=True)`), never with a read."""
         return await self.json("GET", f"/v1/subjects/{subject_id}/consents", token=token, admin=token is None)
