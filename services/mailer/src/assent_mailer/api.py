@@ -174,7 +174,8 @@ class TemplateOut(BaseModel):
 @router.get("/v1/admin/templates", response_model=list[TemplateOut], dependencies=[Depends(admin)])
 async def list_templates(templates: TemplateSet) -> list[TemplateOut]:
     """Every mail the system sends and its languages, for the console's preview."""
-    return [TemplateOut(mail=mail, locales=list(locales)) for mail, locales in handlers.list_templates(templates).items()]
+    listed = handlers.list_templates(templates)
+    return [TemplateOut(mail=mail, locales=list(locales)) for mail, locales in listed.items()]
 
 
 @router.get("/v1/admin/templates/{mail}/preview", dependencies=[Depends(admin)],

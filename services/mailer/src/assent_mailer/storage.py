@@ -41,7 +41,8 @@ class PgMailerStore(PgStore):
 
 
     async def locale_of(self, subject_id: UUID) -> str | None:
-        return await self.conn.fetchval("SELECT locale FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
+        return await self.conn.fetchval("SELECT locale FROM contacts WHERE subject_id = $1 AND erased_at IS NULL",
+                                        subject_id)
 
 
     async def contact_status(self, subject_id: UUID) -> str | None:
@@ -53,7 +54,8 @@ class PgMailerStore(PgStore):
 
 
     async def email_of(self, subject_id: UUID) -> str | None:
-        return await self.conn.fetchval("SELECT email FROM contacts WHERE subject_id = $1 AND erased_at IS NULL", subject_id)
+        return await self.conn.fetchval("SELECT email FROM contacts WHERE subject_id = $1 AND erased_at IS NULL",
+                                        subject_id)
 
 
     async def consent_of(self, subject_id: UUID, purpose: str, recipient: str) -> ConsentView | None:
@@ -85,7 +87,8 @@ class PgMailerStore(PgStore):
 
 
     async def processors(self) -> dict[str, set[str]]:
-        return {r["processor_id"]: set(r["purposes"]) for r in await self.conn.fetch("SELECT processor_id, purposes FROM processors")}
+        rows = await self.conn.fetch("SELECT processor_id, purposes FROM processors")
+        return {r["processor_id"]: set(r["purposes"]) for r in rows}
 
 
     async def processor(self, processor_id: str) -> asyncpg.Record | None:
@@ -317,7 +320,9 @@ class PgMailerStore(PgStore):
 
 
     async def waiting_deliveries(self) -> tuple[dict[str, int], float]:
-        rows = await self.conn.fetch("SELECT channel, count(*) AS n FROM deliveries WHERE status = 'pending' GROUP BY channel")
+        rows = await self.conn.fetch(
+            "SELECT channel, count(*) AS n FROM deliveries WHERE status = 'pending' GROUP BY channel"
+        )
         oldest = await self.conn.fetchval(
             "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM deliveries WHERE status = 'pending'"
         )
