@@ -455,3 +455,30 @@ async def test_work_arrived_wakes_a_waiting_dispatcher_before_its_poll():
     await asyncio.sleep(0)  # a turn of the loop: the dispatcher is waiting now
     work.notify()
     await asyncio.wait_for(waiting, 1)
+
+
+class HeldSmtp(Smtp):
+    """An SMTP server that takes the mail and answers only when released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken, self.release = asyncio.Event(), asyncio.Event()
+
+    async def send(self, message) -> None:
+        self.sent.append(message)
+        self.taken.set()
+        await self.release.wait()
+
+
+async def test_a_stop_mid_send_lets_the_batch_finish_so_no_sent_mail_is_left_to_send_again(mailers, personal, work):
+    user = await registered(mailers, personal, work)
+    smtp = HeldSmtp()
+    running = asyncio.create_task(dispatcher(mailers, work, smtp, Webhooks(), personal).run())
+    await asyncio.wait_for(smtp.taken.wait(), 5)  # the welcome went out; its outcome is not recorded yet
+    running.cancel()  # the service stops
+    await asyncio.sleep(0)
+    smtp.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, 5)
+    assert deliveries(mailers, user) == [("welcome", "sent")]
+    assert len(mailers.store.published_of(EmailSent)) == 1

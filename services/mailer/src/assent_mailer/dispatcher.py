@@ -59,12 +59,23 @@ class Dispatcher:
     async def run(self) -> None:
         while True:
             try:
-                sent = await self.dispatch_once()
+                sent = await self._dispatch_to_the_end()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("dispatch failed; retrying", error=type(exc).__name__)
                 sent = 0
             if sent < self._settings.dispatch_batch:
                 await self._work.wait(self._settings.dispatch_poll_seconds)
+
+    async def _dispatch_to_the_end(self) -> int:
+        """A stop (SIGTERM, a replica removed) lets the batch in hand finish: cancelled between its sends
+        and their records, the batch would roll back and another replica would send those mails again."""
+        batch = asyncio.ensure_future(self.dispatch_once())
+        try:
+            return await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            await asyncio.wait([batch], timeout=self._settings.stop_grace_seconds)
+            batch.cancel()  # still sending after the grace: give up on it (at-least-once: it goes again)
+            raise
 
     async def dispatch_once(self) -> int:
         async with self._mailers.transaction() as store:

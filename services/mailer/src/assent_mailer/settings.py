@@ -36,6 +36,8 @@ class MailerSettings(ServiceSettings):
                           description="The Site's public base URL: mail links go to its pages (ASSENT_SITE_URL).")
     dispatch_poll_seconds: float = 0.2
     dispatch_batch: int = 20
+    stop_grace_seconds: float = Field(
+        default=10.0, gt=0, description="At a stop, how long the batch being sent may take to finish and be recorded.")
     webhook_timeout_seconds: float = 5.0
     http_webhooks: bool | None = Field(
         default=None, description="Accept processor webhook URLs over plain http: never in production (personal "
