@@ -23,12 +23,12 @@ from assent_shared import cloudevents
 from assent_shared.events import Event
 from assent_shared.logs import bind_correlation_id, new_correlation_id
 from assent_shared.metrics import Metrics
+from assent_shared.outages import TRANSIENT
 from assent_shared.tracing import context_of
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=Event)
 _ATTEMPTS = 3
-TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
 
 
 class Record(Protocol):

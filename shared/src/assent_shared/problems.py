@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from assent_shared.outages import TRANSIENT
+
 log = structlog.get_logger(__name__)
 MEDIA_TYPE = "application/problem+json"
 
@@ -58,6 +60,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         # Values the schema let through but the database cannot store (a NUL character, say):
         # the transaction rolled back, so nothing was half-written; the input is at fault.
         return problem_response(422, "Invalid value", f"A value cannot be stored ({type(exc).__name__}).")
+
+    async def on_outage(_request: Request, exc: Exception) -> JSONResponse:
+        # The database or a service behind us is down for now (a restart, say): the transaction rolled
+        # back, nothing was half-written, and the same request will do once it is back.
+        log.warning("dependency unavailable", error=type(exc).__name__)
+        return problem_response(503, "Service unavailable", "Try again shortly.", headers={"Retry-After": "5"})
+
+    for outage in TRANSIENT:
+        app.add_exception_handler(outage, on_outage)
 
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -21,7 +21,7 @@ from assent_mailer.metrics import MailerMetrics
 from assent_mailer.ports import MailerStore, Mailers, Row
 from assent_mailer.settings import MailerSettings
 from assent_mailer.wakeup import WorkArrived
-from assent_shared.inbox import TRANSIENT
+from assent_shared.outages import TRANSIENT
 from assent_shared.events import (
     DeliveryAttemptFailed, EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent,
 )
