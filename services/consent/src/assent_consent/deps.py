@@ -10,7 +10,7 @@ from assent_consent.receipts import ReceiptSigner
 from assent_consent.settings import ConsentSettings
 from assent_shared.auth import Principal, authenticate
 from assent_shared.bootstrap import Runtime
-from assent_shared.wiring import wired
+from assent_shared.wiring import runtime, wired
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,8 @@ class Wiring:
     signer: ReceiptSigner
 
 
-async def _principal(request: Request) -> Principal:
-    runtime: Runtime = request.app.state.runtime
-    return await authenticate(request, runtime.verifier, runtime.settings.admin_token)
+async def _principal(request: Request, rt: Runtime = Depends(runtime)) -> Principal:
+    return await authenticate(request, rt.verifier, rt.settings.admin_token)
 
 
 Store = Annotated[Consents, wired("consents")]

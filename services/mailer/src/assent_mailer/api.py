@@ -21,14 +21,14 @@ from assent_shared.auth import authenticate, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
 from assent_shared.text import Line, Text
+from assent_shared.wiring import runtime
 
 router = APIRouter()
 ProcessorId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
-def admin(request: Request) -> None:
-    runtime: Runtime = request.app.state.runtime
-    require_admin(request, runtime.settings.admin_token)
+def admin(request: Request, rt: Runtime = Depends(runtime)) -> None:
+    require_admin(request, rt.settings.admin_token)
 
 
 class ProcessorIn(BaseModel):
@@ -70,11 +70,11 @@ async def put_processor(processor_id: ProcessorId, body: ProcessorIn, mailers: S
 
 @router.get("/v1/subjects/{subject_id}/deliveries", response_model=list[DeliveryOut])
 async def list_deliveries(subject_id: UUID, request: Request, response: Response,
-                          mailers: Store, requested: pages.Page = Depends(pages.page)) -> list[DeliveryOut]:
+                          mailers: Store, requested: pages.Page = Depends(pages.page),
+                          rt: Runtime = Depends(runtime)) -> list[DeliveryOut]:
     """An admin sees anyone's deliveries; a signed-in user their own (for the export of their data).
     Oldest first, a page at a time (`limit`, `cursor`; the next page is in `Link`)."""
-    runtime: Runtime = request.app.state.runtime
-    who = await authenticate(request, runtime.verifier, runtime.settings.admin_token)
+    who = await authenticate(request, rt.verifier, rt.settings.admin_token)
     if not who.may_act_for(subject_id):
         raise Problem(403, "Not your deliveries")
     rows = await handlers.list_deliveries_of(mailers, subject_id, requested.position(datetime.fromisoformat, UUID),

@@ -15,6 +15,7 @@ from assent_shared import pages
 from assent_shared.auth import Principal, authenticate, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
+from assent_shared.wiring import runtime
 from assent_shared.text import MULTI_LINE, SINGLE_LINE
 
 router = APIRouter()
@@ -112,10 +113,6 @@ class ActivityOut(BaseModel):
     policy_id: str
     version: int | None = Field(description="The version in force.")
     recorded: AcceptanceOut | None = Field(description="The continued-use acceptance this call recorded, if any.")
-
-
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 async def principal(request: Request, rt: Runtime = Depends(runtime),

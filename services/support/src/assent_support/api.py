@@ -13,6 +13,7 @@ from assent_shared import pages
 from assent_shared.auth import Principal, authenticate, bearer_token, require_admin
 from assent_shared.bootstrap import Runtime
 from assent_shared.problems import Problem
+from assent_shared.wiring import runtime
 from assent_support import domain, handlers
 from assent_support.deps import Owner, Personal, Settings, Store
 from assent_support.handlers import Closed, Forbidden, NotFound, RateLimited
@@ -108,10 +109,6 @@ class TopicCountOut(BaseModel):
 class ErasureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email
-
-
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def admin(request: Request, rt: Runtime = Depends(runtime),
