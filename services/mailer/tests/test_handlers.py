@@ -31,7 +31,6 @@ from assent_shared.events import (
     ProcessorRevocationSent, UnsubscribeRequested, UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
 )
 from assent_shared.personal import PersonalFields
-from assent_shared.sealing import Sealer
 
 SETTINGS = MailerSettings(environment="test", max_delivery_attempts=2)
 NOW = datetime.now(UTC)

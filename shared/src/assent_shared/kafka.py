@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from contextlib import nullcontext
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -134,11 +134,7 @@ def subscribe(
     batch (database gone) turns readiness red and the retry waits out a doubling pause.
     """
     async def handle(message: KafkaMessage) -> None:
-        if supervised_as is None:
-            await inbox.consume_batch(spec.name, message.raw_message, handlers)
-            return
-        supervisor, task = supervised_as
-        async with supervisor.guard(task):
+        async with supervised_as[0].guard(supervised_as[1]) if supervised_as else nullcontext():
             await inbox.consume_batch(spec.name, message.raw_message, handlers)
 
     handle.__name__ = "on_" + spec.name.replace(".", "_")
