@@ -3,13 +3,14 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help install run test test-unit test-e2e bench chaos docs check-docs clean-state
+.PHONY: help install run test test-unit test-e2e bench bench-peer chaos docs check-docs clean-state
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, an SMTP sink and the five services (Ctrl-C stops)"
 	@echo "make test    the unit lane, then every test on real Kafka and PostgreSQL"
 	@echo "make test-unit  only the tests that need no Kafka, PostgreSQL, JVM or network"
 	@echo "make bench   run the benchmarks (BENCH_ARGS=--quick for a short run)"
+	@echo "make bench-peer  the peer (Fides 2.78.2, installed under var/peer) and ours, same consent load, the ratio"
 	@echo "make chaos   the fault suite under load (SOAK=1 [SOAK_MINUTES=30]: hold load, report RSS growth)"
 	@echo "make docs    regenerate the event catalog's JSON Schemas and AsyncAPI document"
 
@@ -38,6 +39,9 @@ test-e2e: install
 
 bench: install
 	@$(UV) run --frozen python -m bench $(BENCH_ARGS)
+
+bench-peer: install
+	@$(UV) run --frozen python -m bench.peer $(BENCH_ARGS)
 
 chaos: install
 	@$(UV) run --frozen python -m chaos $(if $(SOAK),--soak --soak-minutes $(or $(SOAK_MINUTES),30)) $(CHAOS_ARGS)

