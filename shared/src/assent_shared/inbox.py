@@ -50,8 +50,9 @@ class Handler(Generic[E]):
 
 @dataclass(frozen=True)
 class BatchHandler(Generic[E]):
-    """For events whose effects add up (counts): the fresh events of a batch applied in one call,
-    after the batch's other events, so the handler can total them before it writes."""
+    """For events whose effects add up (counts) or are planned together: the fresh events of a batch
+    applied in one call, after the batch's other events, so the handler can total them before it
+    writes. Handlers sharing one `apply_all` get their events in one call, in the batch's order."""
 
     model: type[E]
     apply_all: Callable[[asyncpg.Connection, Sequence[tuple[E, cloudevents.EventMeta]]], Awaitable[None]]
@@ -139,10 +140,10 @@ class Inbox:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 fresh = await self._claim(conn, topic, batch)
-                totals: dict[BatchHandler[Any], list[tuple[Event, cloudevents.EventMeta]]] = {}
+                totals: dict[Callable[..., Awaitable[None]], list[tuple[Event, cloudevents.EventMeta]]] = {}
                 for decoded in fresh:
                     if isinstance(decoded.handler, BatchHandler):
-                        totals.setdefault(decoded.handler, []).append((decoded.event, decoded.meta))
+                        totals.setdefault(decoded.handler.apply_all, []).append((decoded.event, decoded.meta))
                         continue
                     bind_correlation_id(decoded.meta.correlation_id or new_correlation_id())
                     span = self._tracer.start_span(
@@ -151,8 +152,8 @@ class Inbox:
                     spans.append((decoded, span))
                     with trace.use_span(span, end_on_exit=False):
                         await decoded.handler.apply(conn, decoded.event, decoded.meta)
-                for handler, events in totals.items():
-                    await handler.apply_all(conn, events)
+                for apply_all, events in totals.items():
+                    await apply_all(conn, events)
         finally:
             for _, span in spans:
                 span.end()

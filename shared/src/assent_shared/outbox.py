@@ -8,7 +8,7 @@ A crash between publish and mark re-publishes the same `ce_id`s, which consumers
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -47,6 +47,27 @@ async def enqueue(conn: asyncpg.Connection, event: Event) -> str:
     )
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
     return meta.id
+
+
+async def enqueue_many(conn: asyncpg.Connection, events: Sequence[Event]) -> list[str]:
+    """`enqueue` for a batch: one statement and one notification, in the order given (their positions)."""
+    if not events:
+        return []
+    metas = [cloudevents.meta_for(e, correlation_id=current_correlation_id(), traceparent=current_traceparent())
+             for e in events]
+    await conn.execute(
+        """INSERT INTO outbox (event_id, topic, event_key, event_type, headers, payload)
+           SELECT event_id, topic, event_key, event_type, headers::jsonb, payload
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                WITH ORDINALITY AS e(event_id, topic, event_key, event_type, headers, payload, n)
+           ORDER BY n""",
+        [m.id for m in metas], [e.topic_spec().name for e in events], [e.key() for e in events],
+        [m.type for m in metas],
+        [json.dumps([[k, v.decode()] for k, v in cloudevents.encode_headers(m)]) for m in metas],
+        [e.model_dump_json() for e in events],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return [m.id for m in metas]
 
 
 async def forget(conn: asyncpg.Connection, key: str) -> None:

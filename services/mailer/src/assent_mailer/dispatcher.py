@@ -6,8 +6,10 @@ commit sends the same delivery id again; processors drop the repeat by that id.
 """
 
 import asyncio
+from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -15,7 +17,7 @@ from opentelemetry import trace
 
 from assent_mailer import domain, handlers
 from assent_mailer.channels import DeliveryFailed, HardBounce, Smtp, Webhooks
-from assent_mailer.handlers import announce_cancelled, delivery_fields
+from assent_mailer.handlers import delivery_fields
 from assent_mailer.mails import FORGET_AFTER_SEND, MailWriter
 from assent_mailer.metrics import MailerMetrics
 from assent_mailer.ports import MailerStore, Mailers, Row
@@ -23,7 +25,8 @@ from assent_mailer.settings import MailerSettings
 from assent_mailer.wakeup import WorkArrived
 from assent_shared.outages import TRANSIENT
 from assent_shared.events import (
-    DeliveryAttemptFailed, EmailBounced, EmailSent, ProcessorDelivered, ProcessorRevocationSent,
+    DeliveryAttemptFailed, DeliveryCancelled, EmailBounced, EmailSent, Event, ProcessorDelivered,
+    ProcessorRevocationSent,
 )
 from assent_shared.events import DeliveryFailed as DeliveryGaveUp
 from assent_shared.tracing import context_of, current_traceparent
@@ -78,33 +81,36 @@ class Dispatcher:
             raise
 
     async def dispatch_once(self) -> int:
+        """Claim a batch, read what the gate needs of its webhooks in three statements, send side by
+        side, then record the batch: the sent rows in one statement, every outcome's event in one."""
         async with self._mailers.transaction() as store:
             rows = await store.claim_due(self._settings.dispatch_batch)
+            gate = await _Gate.read(store, [r for r in rows if r["channel"] == "webhook"])
             # One connection runs one query at a time: prepare in turn, then send side by side.
-            prepared = [await self._prepare_isolated(store, row) for row in rows]
+            prepared = [await self._prepare_isolated(store, row, gate) for row in rows]
             outcomes = await asyncio.gather(*(self._attempt(send, row) for send, row in zip(prepared, rows, strict=True)))
+            recorded = _Recorded()
             for row, outcome in zip(rows, outcomes, strict=True):
-                await self._record(store, row, outcome)
+                await self._record(store, row, outcome, recorded)
+            if recorded.sent:
+                await store.mark_all_sent(recorded.sent, recorded.forget)
+            await store.publish_all(recorded.events)
         return len(rows)
 
-    async def _prepare_isolated(self, store: MailerStore, row: Row) -> Send | Unsendable | None:
+    async def _prepare_isolated(self, store: MailerStore, row: Row, gate: "_Gate") -> Send | Unsendable | None:
         """One row that cannot be turned into a send (a title no mail header can hold, say) fails alone:
         it must not stop the dispatcher, and being among the oldest rows, every later delivery with it."""
         try:
+            if row["channel"] == "webhook":
+                return self._prepare_webhook(row, gate)  # no query of its own: nothing to undo
             async with store.savepoint():  # a failed query of this row leaves the others' intact
-                return await self._prepare(store, row)
+                return await self._prepare_email(store, row)
         except TRANSIENT:
             raise
         except Exception as exc:
             log.error("delivery cannot be sent", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                       error=type(exc).__name__)
             return Unsendable(f"cannot be sent: {type(exc).__name__}")
-
-    async def _prepare(self, store: MailerStore, row: Row) -> Send | None:
-        """The send to make, or None when the gate or an erasure says it must not go out any more."""
-        if row["channel"] == "email":
-            return await self._prepare_email(store, row)
-        return await self._prepare_webhook(store, row)
 
     async def _prepare_email(self, store: MailerStore, row: Row) -> Send | None:
         written = await self._mails.write(store, row)
@@ -123,13 +129,14 @@ class Dispatcher:
 
         return send
 
-    async def _prepare_webhook(self, store: MailerStore, row: Row) -> Send | None:
+    def _prepare_webhook(self, row: Row, gate: "_Gate") -> Send | None:
+        """The gate re-checked at send time: on the consent view as this transaction reads it after the claim."""
         delivery = domain.ProcessorDelivery(row["delivery_id"], row["kind"], row["recipient"], row["purpose"],
                                             row["consent_event_id"], row["status"])
-        current = await store.consent_of(row["subject_id"], row["purpose"], row["recipient"])
-        if not domain.may_send(delivery, current, await store.processors()):
+        current = gate.consents.get((row["subject_id"], row["purpose"], row["recipient"]))
+        if not domain.may_send(delivery, current, gate.purposes):
             return None
-        target = await store.processor(row["recipient"])
+        target = gate.processors.get(row["recipient"])
         if target is None:
             return None
         payload = {
@@ -138,7 +145,7 @@ class Dispatcher:
             "occurred_at": datetime.now(UTC).isoformat(),
         }
         if row["kind"] == domain.SHARED:
-            email = await store.email_of(row["subject_id"])
+            email = gate.emails.get(row["subject_id"])
             if email is None:
                 return None
             payload["email"] = email
@@ -165,44 +172,72 @@ class Dispatcher:
         self._metrics.sent.labels(channel=row["channel"], kind=row["kind"]).inc()
         return "sent"
 
-    async def _record(self, store: MailerStore, row: Row, outcome: str | Exception) -> None:
+    async def _record(self, store: MailerStore, row: Row, outcome: str | Exception, recorded: "_Recorded") -> None:
         attempt = row["attempts"] + 1
         if isinstance(outcome, Unsendable):
-            await store.publish(DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
-                                                             reason=str(outcome)))
-            await self._give_up(store, row, attempt, str(outcome))
+            recorded.events.append(DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt, reason=str(outcome)))
+            await self._give_up(store, row, attempt, str(outcome), recorded)
             return
         if isinstance(outcome, Bounced):
             await handlers.suppress_address(store, outcome.email, "hard bounce", suppressions=self._suppressions)
             await store.mark_status(row["delivery_id"], "bounced")
-            await store.publish(EmailBounced(**delivery_fields(row)))
+            recorded.events.append(EmailBounced(**delivery_fields(row)))
             return
         if isinstance(outcome, Exception):
             if domain.gives_up(attempt, self._settings.max_delivery_attempts):
-                await self._give_up(store, row, attempt, str(outcome))
+                await self._give_up(store, row, attempt, str(outcome), recorded)
                 return
             delay = domain.retry_delay(attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds)
             await store.schedule_retry(row["delivery_id"], datetime.now(UTC) + timedelta(seconds=delay),
                                          str(outcome))
-            await store.publish(DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt,
-                                                             reason=str(outcome)))
+            recorded.events.append(DeliveryAttemptFailed(**delivery_fields(row), attempt=attempt, reason=str(outcome)))
             log.info("delivery failed; will retry", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                      attempt=attempt, error=str(outcome))
             return
-        if row["kind"] in FORGET_AFTER_SEND:
-            await store.forget_content(row["delivery_id"])  # a sealed token or reply has done its job
         if outcome == "cancelled":
+            if row["kind"] in FORGET_AFTER_SEND:
+                await store.forget_content(row["delivery_id"])  # a sealed token or reply has done its job
             await store.mark_status(row["delivery_id"], "cancelled")
-            await announce_cancelled(store, [row])
+            recorded.events.append(DeliveryCancelled(**delivery_fields(row)))
             return
-        await store.mark_sent(row["delivery_id"])
+        recorded.sent.append(row["delivery_id"])
+        if row["kind"] in FORGET_AFTER_SEND:
+            recorded.forget.append(row["delivery_id"])  # a sealed token or reply has done its job
         event_type = {domain.SHARED: ProcessorDelivered, domain.REVOKED: ProcessorRevocationSent}.get(row["kind"], EmailSent)
-        await store.publish(event_type(**delivery_fields(row)))
+        recorded.events.append(event_type(**delivery_fields(row)))
 
-    async def _give_up(self, store: MailerStore, row: Row, attempts: int, reason: str) -> None:
+    async def _give_up(self, store: MailerStore, row: Row, attempts: int, reason: str, recorded: "_Recorded") -> None:
         await store.mark_failed(row["delivery_id"], reason)
         if row["kind"] in FORGET_AFTER_SEND:
             await store.forget_content(row["delivery_id"])  # nothing will open the sealed content again
-        await store.publish(DeliveryGaveUp(**delivery_fields(row), attempts=attempts, reason=reason))
+        recorded.events.append(DeliveryGaveUp(**delivery_fields(row), attempts=attempts, reason=reason))
         log.warning("delivery failed for good", delivery_id=str(row["delivery_id"]), kind=row["kind"],
                     attempts=attempts, error=reason)
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """What the gate and the payloads of a batch's webhooks need, read once for the batch."""
+
+    consents: dict[tuple[UUID, str, str], domain.ConsentView]
+    purposes: dict[str, set[str]]
+    processors: dict[str, Row]
+    emails: dict[UUID, str]
+
+    @classmethod
+    async def read(cls, store: MailerStore, webhooks: list[Row]) -> "_Gate":
+        if not webhooks:
+            return cls({}, {}, {}, {})
+        registry = await store.processor_registry()
+        consents = await store.consents_at(list({(r["subject_id"], r["purpose"], r["recipient"]) for r in webhooks}))
+        emails = await store.emails_of(list({r["subject_id"] for r in webhooks if r["kind"] == domain.SHARED}))
+        return cls(consents, {p: set(r["purposes"]) for p, r in registry.items()}, registry, emails)
+
+
+@dataclass
+class _Recorded:
+    """A batch's outcomes, written after its sends: the sent rows together, every event in row order."""
+
+    sent: list[UUID] = field(default_factory=list)
+    forget: list[UUID] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)

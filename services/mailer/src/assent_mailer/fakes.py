@@ -3,14 +3,15 @@
 A delivery is a dict of the `deliveries` columns; every read hands out copies, as a query's rows are."""
 
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from assent_mailer.domain import FIRST_PARTY, REVOKED, AddressHash, ConsentView, ProcessorDelivery
-from assent_mailer.ports import Row
+from assent_mailer.ports import NewWebhook, Row
+from assent_shared.events import Event
 from assent_shared.fakes import MemoryStore, MemoryUnitOfWork
 
 _DELIVERY = ("delivery_id", "subject_id", "kind", "channel", "recipient", "purpose", "consent_event_id", "status",
@@ -44,6 +45,9 @@ class MemoryMailerStore(MemoryStore):
     async def lock_subject(self, subject_id: UUID) -> None:
         """One test runs one use case at a time: nothing to serialize."""
 
+    async def lock_subjects(self, subject_ids: list[UUID]) -> None:
+        """As `lock_subject`."""
+
     async def upsert_contact(self, subject_id: UUID, email: str, locale: str | None = None) -> bool:
         held = self.contacts.get(subject_id)
         if held is not None and held["erased_at"] is not None:
@@ -69,15 +73,27 @@ class MemoryMailerStore(MemoryStore):
     async def consent_of(self, subject_id: UUID, purpose: str, recipient: str) -> ConsentView | None:
         return self.consents.get((subject_id, purpose, recipient))
 
-    async def consents_of(self, subject_id: UUID) -> list[ConsentView]:
-        return [v for (s, _, _), v in self.consents.items() if s == subject_id]
+    async def consents_of(self, subject_ids: list[UUID]) -> dict[UUID, list[ConsentView]]:
+        held: dict[UUID, list[ConsentView]] = {}
+        for (s, _, _), v in self.consents.items():
+            if s in subject_ids:
+                held.setdefault(s, []).append(v)
+        return held
 
-    async def apply_consent(self, subject_id: UUID, view: ConsentView) -> bool:
-        held = self.consents.get((subject_id, view.purpose, view.recipient))
-        if held is not None and held.seq >= view.seq:
-            return False
-        self.consents[(subject_id, view.purpose, view.recipient)] = view
-        return True
+    async def apply_consents(self, views: list[tuple[UUID, ConsentView]]) -> None:
+        for subject_id, view in views:
+            held = self.consents.get((subject_id, view.purpose, view.recipient))
+            if held is None or held.seq < view.seq:
+                self.consents[(subject_id, view.purpose, view.recipient)] = view
+
+    async def consents_at(self, keys: list[tuple[UUID, str, str]]) -> dict[tuple[UUID, str, str], ConsentView]:
+        return {k: self.consents[k] for k in keys if k in self.consents}
+
+    async def emails_of(self, subject_ids: list[UUID]) -> dict[UUID, str]:
+        return {s: e for s in subject_ids if (e := (self._known(s) or {}).get("email")) is not None}
+
+    async def processor_registry(self) -> dict[str, Row]:
+        return {p: {k: v for k, v in r.items() if k != "updated_at"} for p, r in self.registry.items()}
 
     async def processors(self) -> dict[str, set[str]]:
         return {p: set(r["purposes"]) for p, r in self.registry.items()}
@@ -95,10 +111,20 @@ class MemoryMailerStore(MemoryStore):
     async def subjects_granting(self, processor_id: str) -> list[UUID]:
         return list(dict.fromkeys(s for (s, _, r), v in self.consents.items() if r == processor_id and v.granted))
 
-    async def processor_deliveries(self, subject_id: UUID) -> list[ProcessorDelivery]:
-        return [ProcessorDelivery(d["delivery_id"], d["kind"], d["recipient"], d["purpose"], d["consent_event_id"],
-                                  d["status"])
-                for d in self.deliveries.values() if d["subject_id"] == subject_id and d["channel"] == "webhook"]
+    async def processor_deliveries(self, subject_ids: list[UUID]) -> dict[UUID, list[ProcessorDelivery]]:
+        held: dict[UUID, list[ProcessorDelivery]] = {}
+        for d in self.deliveries.values():
+            if d["subject_id"] in subject_ids and d["channel"] == "webhook":
+                held.setdefault(d["subject_id"], []).append(ProcessorDelivery(
+                    d["delivery_id"], d["kind"], d["recipient"], d["purpose"], d["consent_event_id"], d["status"]))
+        return held
+
+    async def insert_webhook_deliveries(self, new: list[NewWebhook]) -> None:
+        for n in new:
+            await self.insert_delivery(delivery_id=n.delivery_id, dedupe_key=n.planned.dedupe_key,
+                                       subject_id=n.subject_id, kind=n.planned.kind, channel="webhook",
+                                       recipient=n.planned.recipient, purpose=n.planned.purpose,
+                                       consent_event_id=n.planned.consent_event_id)
 
     async def insert_delivery(self, *, delivery_id: UUID, dedupe_key: str, subject_id: UUID, kind: str, channel: str,
                               recipient: str, purpose: str | None = None, consent_event_id: str | None = None,
@@ -144,6 +170,16 @@ class MemoryMailerStore(MemoryStore):
     async def mark_sent(self, delivery_id: UUID) -> None:
         d = self.deliveries[delivery_id]
         d.update(status="sent", sent_at=self.clock(), attempts=d["attempts"] + 1, last_error=None)
+
+    async def mark_all_sent(self, delivery_ids: list[UUID], forget: list[UUID]) -> None:
+        for delivery_id in delivery_ids:
+            await self.mark_sent(delivery_id)
+        for delivery_id in forget:
+            await self.forget_content(delivery_id)
+
+    async def publish_all(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.publish(event)
 
     async def forget_content(self, delivery_id: UUID) -> None:
         self.deliveries[delivery_id]["content"] = None

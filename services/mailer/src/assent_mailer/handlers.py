@@ -3,6 +3,7 @@ first, then the command, then what else it needs, by keyword. They keep the cons
 plan deliveries and run the registry; the dispatcher (`dispatcher.py`) sends what they queue."""
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -12,7 +13,7 @@ import structlog
 
 from assent_mailer import domain, messages, relay_reports
 from assent_mailer.mails import INQUIRY_REPLY
-from assent_mailer.ports import MailerStore, Mailers, Row
+from assent_mailer.ports import MailerStore, Mailers, NewWebhook, Row
 from assent_mailer.samples import SAMPLES
 from assent_mailer.settings import MailerSettings
 from assent_mailer.templating import Rendered, Templates
@@ -24,6 +25,7 @@ from assent_shared.events import (
     UserEmailChangedV2, UserErased, UserRegistered, UserRegisteredV2,
 )
 from assent_shared.personal import PersonalFields, SubjectErased
+from assent_shared.tracing import current_traceparent
 
 log = structlog.get_logger(__name__)
 
@@ -71,8 +73,7 @@ def delivery_fields(row: Row) -> dict:
 
 async def announce_cancelled(store: MailerStore, rows: list[Row]) -> None:
     """Every delivery's outcome is published, a cancellation too."""
-    for row in rows:
-        await store.publish(DeliveryCancelled(**delivery_fields(row)))
+    await store.publish_all([DeliveryCancelled(**delivery_fields(row)) for row in rows])
 
 
 async def apply_user_registered(store: MailerStore, event: UserRegistered | UserRegisteredV2, _meta: EventMeta, *,
@@ -181,28 +182,51 @@ async def apply_user_erased(store: MailerStore, event: UserErased, _meta: EventM
 
 async def apply_consent(store: MailerStore, event: ConsentGranted | ConsentRevoked, meta: EventMeta, *,
                         work: WorkArrived) -> None:
-    await store.lock_subject(event.subject_id)
-    view = domain.ConsentView(event.purpose, event.recipient, isinstance(event, ConsentGranted), event.seq, meta.id)
-    held = await store.consent_of(event.subject_id, event.purpose, event.recipient)
-    if domain.applies(held, event.seq) and await store.apply_consent(event.subject_id, view):
-        await _replan(store, event.subject_id, work)
+    await apply_consents(store, [(event, meta)], work=work)
+
+
+async def apply_consents(store: MailerStore, events: Sequence[tuple[ConsentGranted | ConsentRevoked, EventMeta]], *,
+                         work: WorkArrived) -> None:
+    """A batch of consent events in their order: each moves its view when newer than the one held, then
+    every subject moved is planned once, on its views after the batch. A share planned and cancelled
+    within one batch is never created: it could not have been sent (nothing was committed in between)."""
+    await store.lock_subjects([e.subject_id for e, _ in events])
+    held = await store.consents_at(list({(e.subject_id, e.purpose, e.recipient) for e, _ in events}))
+    moved: dict[tuple[UUID, str, str], domain.ConsentView] = {}
+    traceparents: dict[UUID, str | None] = {}
+    for event, meta in events:
+        key = (event.subject_id, event.purpose, event.recipient)
+        if domain.applies(held.get(key), event.seq):
+            held[key] = moved[key] = domain.ConsentView(event.purpose, event.recipient,
+                                                        isinstance(event, ConsentGranted), event.seq, meta.id)
+            traceparents[event.subject_id] = meta.traceparent or current_traceparent()
+    if moved:
+        await store.apply_consents([(key[0], view) for key, view in moved.items()])
+        await _replan_all(store, traceparents, work)
 
 
 async def _replan(store: MailerStore, subject_id: UUID, work: WorkArrived) -> None:
-    decided = domain.plan(
-        await store.consents_of(subject_id),
-        await store.email_of(subject_id) is not None,
-        await store.processors(),
-        await store.processor_deliveries(subject_id),
-    )
-    if decided.cancel:
-        await announce_cancelled(store, await store.cancel(decided.cancel))
-    for new in decided.create:
-        await store.insert_delivery(
-            delivery_id=uuid4(), dedupe_key=new.dedupe_key, subject_id=subject_id, kind=new.kind,
-            channel="webhook", recipient=new.recipient, purpose=new.purpose,
-            consent_event_id=new.consent_event_id,
-        )
+    await _replan_all(store, {subject_id: current_traceparent()}, work)
+
+
+async def _replan_all(store: MailerStore, subjects: dict[UUID, str | None], work: WorkArrived) -> None:
+    """Plan each subject (by the trace its new deliveries join) in set-based statements."""
+    ids = list(subjects)
+    consents = await store.consents_of(ids)
+    emails = await store.emails_of(ids)
+    processors = await store.processors()
+    deliveries = await store.processor_deliveries(ids)
+    cancel: list[UUID] = []
+    create: list[NewWebhook] = []
+    for subject_id, traceparent in subjects.items():
+        decided = domain.plan(consents.get(subject_id, []), subject_id in emails, processors,
+                              deliveries.get(subject_id, []))
+        cancel.extend(decided.cancel)
+        create.extend(NewWebhook(uuid4(), subject_id, new, traceparent) for new in decided.create)
+    if cancel:
+        await announce_cancelled(store, await store.cancel(cancel))
+    if create:
+        await store.insert_webhook_deliveries(create)
     work.notify()
 
 

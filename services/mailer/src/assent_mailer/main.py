@@ -51,7 +51,9 @@ def create_app(settings: MailerSettings | None = None, key_owner: KeyOwner | Non
                       "suppression-pruning")
         subscribers.register(runtime, personal=personal, suppressions=suppressions, work=work)
         mails = MailWriter(settings, templates, personal, partial(handlers.is_suppressed, suppressions=suppressions))
-        client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        # A batch's webhooks go out side by side: as many kept-alive connections as a batch can use.
+        client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
+                                   limits=httpx.Limits(max_keepalive_connections=settings.dispatch_batch))
         metrics = MailerMetrics(runtime.metrics.registry)
         smtp = Smtp(settings)
         runtime.on_stop(smtp.close)

@@ -2,16 +2,28 @@
 `fakes.MemoryMailerStore` in memory. Every method runs in the caller's unit of work; "now" is the
 database's clock (the fake's own). A delivery is a row by column name (`Row`): the columns of `deliveries`."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from assent_mailer.domain import AddressHash, ConsentView, ProcessorDelivery
+from assent_mailer.domain import AddressHash, ConsentView, NewDelivery, ProcessorDelivery
+from assent_shared.events import Event
 from assent_shared.uow import Publishing, UnitOfWork
 
 Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    """A planned processor delivery with what its row needs besides the plan."""
+
+    delivery_id: UUID
+    subject_id: UUID
+    planned: NewDelivery
+    traceparent: str | None
 
 
 class MailerStore(Publishing, Protocol):
@@ -20,6 +32,9 @@ class MailerStore(Publishing, Protocol):
 
     async def lock_subject(self, subject_id: UUID) -> None:
         """Serialize the events of one subject so two plans never race each other."""
+
+    async def lock_subjects(self, subject_ids: list[UUID]) -> None:
+        """`lock_subject` for many, in one order (two transactions taking the same ones never deadlock)."""
 
     async def upsert_contact(self, subject_id: UUID, email: str, locale: str | None = None) -> bool:
         """False when the subject was erased: a redelivered registration must not bring them back.
@@ -34,10 +49,20 @@ class MailerStore(Publishing, Protocol):
 
     async def consent_of(self, subject_id: UUID, purpose: str, recipient: str) -> ConsentView | None: ...
 
-    async def consents_of(self, subject_id: UUID) -> list[ConsentView]: ...
+    async def consents_of(self, subject_ids: list[UUID]) -> dict[UUID, list[ConsentView]]:
+        """The views held of those subjects, by subject (one without any is left out)."""
 
-    async def apply_consent(self, subject_id: UUID, view: ConsentView) -> bool:
-        """False when the view already holds a seq at or above the view's."""
+    async def apply_consents(self, views: list[tuple[UUID, ConsentView]]) -> None:
+        """One view per (subject, purpose, recipient); a view already at or above its seq stays."""
+
+    async def consents_at(self, keys: list[tuple[UUID, str, str]]) -> dict[tuple[UUID, str, str], ConsentView]:
+        """The views held of those (subject, purpose, recipient) keys, in one read."""
+
+    async def emails_of(self, subject_ids: list[UUID]) -> dict[UUID, str]:
+        """The addresses of those subjects who are known and not erased."""
+
+    async def processor_registry(self) -> dict[str, Row]:
+        """Every processor by id: processor_id, name, endpoint_url, purposes, signing_secret."""
 
     async def processors(self) -> dict[str, set[str]]: ...
 
@@ -49,8 +74,11 @@ class MailerStore(Publishing, Protocol):
 
     async def subjects_granting(self, processor_id: str) -> list[UUID]: ...
 
-    async def processor_deliveries(self, subject_id: UUID) -> list[ProcessorDelivery]:
-        """Locked: a share the dispatcher is sending is read once its outcome commits."""
+    async def processor_deliveries(self, subject_ids: list[UUID]) -> dict[UUID, list[ProcessorDelivery]]:
+        """By subject, locked: a share the dispatcher is sending is read once its outcome commits."""
+
+    async def insert_webhook_deliveries(self, new: list["NewWebhook"]) -> None:
+        """Pending processor deliveries, those of a dedupe key already held left out."""
 
     async def insert_delivery(self, *, delivery_id: UUID, dedupe_key: str, subject_id: UUID,
                               kind: str, channel: str, recipient: str, purpose: str | None = None,
@@ -71,6 +99,12 @@ class MailerStore(Publishing, Protocol):
         """An email delivery by its id or its dedupe key; `lock`: for a change of its status."""
 
     async def mark_sent(self, delivery_id: UUID) -> None: ...
+
+    async def mark_all_sent(self, delivery_ids: list[UUID], forget: list[UUID]) -> None:
+        """`mark_sent` for a batch; the content of those in `forget` is dropped as well."""
+
+    async def publish_all(self, events: Sequence[Event]) -> None:
+        """`publish` for a batch, in order."""
 
     async def forget_content(self, delivery_id: UUID) -> None: ...
 

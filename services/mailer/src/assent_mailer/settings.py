@@ -35,7 +35,8 @@ class MailerSettings(ServiceSettings):
     site_url: str = Field(default="http://127.0.0.1:8100",
                           description="The Site's public base URL: mail links go to its pages (ASSENT_SITE_URL).")
     dispatch_poll_seconds: float = 0.2
-    dispatch_batch: int = 20
+    dispatch_batch: int = Field(
+        default=100, ge=1, description="Deliveries claimed, sent side by side and recorded together per round.")
     stop_grace_seconds: float = Field(
         default=10.0, gt=0, description="At a stop, how long the batch being sent may take to finish and be recorded.")
     webhook_timeout_seconds: float = 5.0

@@ -1,6 +1,7 @@
 """All of the mailer's SQL: `PgMailerStore`, the port (`ports.MailerStore`) on one connection."""
 
 import json
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from uuid import UUID
@@ -8,6 +9,9 @@ from uuid import UUID
 import asyncpg
 
 from assent_mailer.domain import AddressHash, ConsentView, ProcessorDelivery
+from assent_mailer.ports import NewWebhook
+from assent_shared import outbox
+from assent_shared.events import Event
 from assent_shared.tracing import current_traceparent
 from assent_shared.uow import PgStore
 
@@ -25,6 +29,15 @@ class PgMailerStore(PgStore):
     async def lock_subject(self, subject_id: UUID) -> None:
         """Serialize the events of one subject so two plans never race each other."""
         await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(subject_id))
+
+
+    async def lock_subjects(self, subject_ids: list[UUID]) -> None:
+        """`lock_subject` for many, in one order (two transactions taking the same ones never deadlock)."""
+        await self.conn.execute(
+            """SELECT count(pg_advisory_xact_lock(hashtextextended(s, 7)))
+               FROM (SELECT DISTINCT s FROM unnest($1::text[]) AS s ORDER BY s) AS sorted""",
+            [str(s) for s in subject_ids],
+        )
 
 
     async def upsert_contact(self, subject_id: UUID, email: str, locale: str | None = None) -> bool:
@@ -67,23 +80,54 @@ class PgMailerStore(PgStore):
         return ConsentView(**dict(row)) if row else None
 
 
-    async def consents_of(self, subject_id: UUID) -> list[ConsentView]:
+    async def consents_of(self, subject_ids: list[UUID]) -> dict[UUID, list[ConsentView]]:
         rows = await self.conn.fetch(
-            "SELECT purpose, recipient, granted, seq, event_id FROM consent_view WHERE subject_id = $1", subject_id
+            """SELECT subject_id, purpose, recipient, granted, seq, event_id FROM consent_view
+               WHERE subject_id = ANY($1::uuid[])""",
+            subject_ids,
         )
-        return [ConsentView(**dict(r)) for r in rows]
+        held: dict[UUID, list[ConsentView]] = {}
+        for r in rows:
+            held.setdefault(r["subject_id"], []).append(
+                ConsentView(r["purpose"], r["recipient"], r["granted"], r["seq"], r["event_id"]))
+        return held
 
 
-    async def apply_consent(self, subject_id: UUID, view: ConsentView) -> bool:
-        status = await self.conn.execute(
+    async def apply_consents(self, views: list[tuple[UUID, ConsentView]]) -> None:
+        """One view per (subject, purpose, recipient); a view already at or above its seq stays."""
+        await self.conn.execute(
             """INSERT INTO consent_view (subject_id, purpose, recipient, granted, seq, event_id)
-               VALUES ($1, $2, $3, $4, $5, $6)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::bigint[], $6::text[])
                ON CONFLICT (subject_id, purpose, recipient) DO UPDATE
                SET granted = EXCLUDED.granted, seq = EXCLUDED.seq, event_id = EXCLUDED.event_id
                WHERE consent_view.seq < EXCLUDED.seq""",
-            subject_id, view.purpose, view.recipient, view.granted, view.seq, view.event_id,
+            [s for s, _ in views], [v.purpose for _, v in views], [v.recipient for _, v in views],
+            [v.granted for _, v in views], [v.seq for _, v in views], [v.event_id for _, v in views],
         )
-        return status.endswith(" 1")
+
+
+    async def consents_at(self, keys: list[tuple[UUID, str, str]]) -> dict[tuple[UUID, str, str], ConsentView]:
+        rows = await self.conn.fetch(
+            """SELECT subject_id, purpose, recipient, granted, seq, event_id FROM consent_view
+               WHERE (subject_id, purpose, recipient) IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))""",
+            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+        )
+        return {(r["subject_id"], r["purpose"], r["recipient"]):
+                ConsentView(r["purpose"], r["recipient"], r["granted"], r["seq"], r["event_id"]) for r in rows}
+
+
+    async def emails_of(self, subject_ids: list[UUID]) -> dict[UUID, str]:
+        rows = await self.conn.fetch(
+            "SELECT subject_id, email FROM contacts WHERE subject_id = ANY($1::uuid[]) AND erased_at IS NULL "
+            "AND email IS NOT NULL",
+            subject_ids,
+        )
+        return {r["subject_id"]: r["email"] for r in rows}
+
+
+    async def processor_registry(self) -> dict[str, asyncpg.Record]:
+        rows = await self.conn.fetch("SELECT processor_id, name, endpoint_url, purposes, signing_secret FROM processors")
+        return {r["processor_id"]: r for r in rows}
 
 
     async def processors(self) -> dict[str, set[str]]:
@@ -116,15 +160,34 @@ class PgMailerStore(PgStore):
         return [r["subject_id"] for r in rows]
 
 
-    async def processor_deliveries(self, subject_id: UUID) -> list[ProcessorDelivery]:
+    async def processor_deliveries(self, subject_ids: list[UUID]) -> dict[UUID, list[ProcessorDelivery]]:
         """Locked: a share the dispatcher is sending is read once its outcome (sent, failed) commits, so a
         revoke arriving mid-send plans the revocation instead of seeing the share still pending."""
         rows = await self.conn.fetch(
-            """SELECT delivery_id, kind, recipient, purpose, consent_event_id, status FROM deliveries
-               WHERE subject_id = $1 AND channel = 'webhook' FOR UPDATE""",
-            subject_id,
+            """SELECT subject_id, delivery_id, kind, recipient, purpose, consent_event_id, status FROM deliveries
+               WHERE subject_id = ANY($1::uuid[]) AND channel = 'webhook' FOR UPDATE""",
+            subject_ids,
         )
-        return [ProcessorDelivery(**dict(r)) for r in rows]
+        held: dict[UUID, list[ProcessorDelivery]] = {}
+        for r in rows:
+            held.setdefault(r["subject_id"], []).append(ProcessorDelivery(
+                r["delivery_id"], r["kind"], r["recipient"], r["purpose"], r["consent_event_id"], r["status"]))
+        return held
+
+
+    async def insert_webhook_deliveries(self, new: list[NewWebhook]) -> None:
+        """Pending processor deliveries, those of a dedupe key already held left out."""
+        await self.conn.execute(
+            """INSERT INTO deliveries (delivery_id, dedupe_key, subject_id, kind, channel, recipient, purpose,
+                                       consent_event_id, traceparent)
+               SELECT d, k, s, kind, 'webhook', r, p, e, t
+               FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                           $8::text[]) AS n(d, k, s, kind, r, p, e, t)
+               ON CONFLICT (dedupe_key) DO NOTHING""",
+            [n.delivery_id for n in new], [n.planned.dedupe_key for n in new], [n.subject_id for n in new],
+            [n.planned.kind for n in new], [n.planned.recipient for n in new], [n.planned.purpose for n in new],
+            [n.planned.consent_event_id for n in new], [n.traceparent for n in new],
+        )
 
 
     async def insert_delivery(self, *, delivery_id: UUID, dedupe_key: str, subject_id: UUID,
@@ -184,6 +247,20 @@ class PgMailerStore(PgStore):
             "WHERE delivery_id = $1",
             delivery_id,
         )
+
+
+    async def mark_all_sent(self, delivery_ids: list[UUID], forget: list[UUID]) -> None:
+        """`mark_sent` for a batch; the content of those in `forget` is dropped as well."""
+        await self.conn.execute(
+            """UPDATE deliveries SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
+                   content = CASE WHEN delivery_id = ANY($2::uuid[]) THEN NULL ELSE content END
+               WHERE delivery_id = ANY($1::uuid[])""",
+            delivery_ids, forget,
+        )
+
+
+    async def publish_all(self, events: Sequence[Event]) -> None:
+        await outbox.enqueue_many(self.conn, events)
 
 
     async def forget_content(self, delivery_id: UUID) -> None:

@@ -13,9 +13,9 @@ from assent_shared.events import (
     PasswordResetRequested, PolicyUpdated, UserEmailChanged, UserEmailChangedV2, UserErased, UserRegistered,
     UserRegisteredV2,
 )
-from assent_shared.inbox import Handler
+from assent_shared.inbox import BatchHandler, Handler
 from assent_shared.personal import PersonalFields
-from assent_shared.uow import in_inbox
+from assent_shared.uow import in_batch_inbox, in_inbox
 
 
 def register(runtime: Runtime, personal: PersonalFields, suppressions: SuppressionKeys, work: WorkArrived) -> None:
@@ -23,7 +23,8 @@ def register(runtime: Runtime, personal: PersonalFields, suppressions: Suppressi
     registered = on(handlers.apply_user_registered, personal=personal, work=work)
     changed = on(handlers.apply_email_changed, personal=personal, work=work)
     link = on(handlers.apply_link_requested, work=work)
-    consent = on(handlers.apply_consent, work=work)
+    # A batch of consent events is planned in set-based statements, not one plan per event.
+    consents = in_batch_inbox(PgMailerStore, handlers.apply_consents, work=work)
     kafka.subscribe(runtime.broker, runtime.settings, topics.USERS, runtime.inbox, {
         "UserRegistered": Handler(UserRegistered, registered),
         "UserEmailChanged": Handler(UserEmailChanged, changed),
@@ -34,8 +35,8 @@ def register(runtime: Runtime, personal: PersonalFields, suppressions: Suppressi
         "PasswordResetRequested": Handler(PasswordResetRequested, link),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.CONSENTS, runtime.inbox, {
-        "ConsentGranted": Handler(ConsentGranted, consent),
-        "ConsentRevoked": Handler(ConsentRevoked, consent),
+        "ConsentGranted": BatchHandler(ConsentGranted, consents),
+        "ConsentRevoked": BatchHandler(ConsentRevoked, consents),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.POLICIES, runtime.inbox, {
         "PolicyUpdated": Handler(PolicyUpdated, on(handlers.apply_policy_updated, work=work)),

@@ -12,9 +12,11 @@ class WorkArrived:
         self._event.set()
 
     async def wait(self, timeout: float) -> None:
-        """Until notified (since the last wait began) or `timeout` seconds have passed."""
-        self._event.clear()
+        """Until notified (since the last wait returned) or `timeout` seconds have passed. A delivery
+        queued while the dispatcher was sending a batch, after its claim, wakes the next wait at once
+        instead of waiting out the poll."""
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
         except TimeoutError:
             pass
+        self._event.clear()
