@@ -52,10 +52,13 @@ class Handler(Generic[E]):
 class BatchHandler(Generic[E]):
     """For events whose effects add up (counts) or are planned together: the fresh events of a batch
     applied in one call, after the batch's other events, so the handler can total them before it
-    writes. Handlers sharing one `apply_all` get their events in one call, in the batch's order."""
+    writes. Handlers sharing one `apply_all` get their events in one call, in the batch's order.
+    `traced`: each event still gets its span and its "event applied" log, as under a `Handler` (events
+    one follows across services)."""
 
     model: type[E]
     apply_all: Callable[[asyncpg.Connection, Sequence[tuple[E, cloudevents.EventMeta]]], Awaitable[None]]
+    traced: bool = False
 
 
 AnyHandler = Handler[Any] | BatchHandler[Any]
@@ -144,11 +147,11 @@ class Inbox:
                 for decoded in fresh:
                     if isinstance(decoded.handler, BatchHandler):
                         totals.setdefault(decoded.handler.apply_all, []).append((decoded.event, decoded.meta))
+                        if decoded.handler.traced:
+                            spans.append((decoded, self._span(topic, decoded)))
                         continue
                     bind_correlation_id(decoded.meta.correlation_id or new_correlation_id())
-                    span = self._tracer.start_span(
-                        f"{topic} process", context=context_of(decoded.meta.traceparent), kind=trace.SpanKind.CONSUMER,
-                        attributes={"messaging.message.id": decoded.meta.id, "event.type": decoded.meta.type})
+                    span = self._span(topic, decoded)
                     spans.append((decoded, span))
                     with trace.use_span(span, end_on_exit=False):
                         await decoded.handler.apply(conn, decoded.event, decoded.meta)
@@ -164,6 +167,11 @@ class Inbox:
             with trace.use_span(span, end_on_exit=False):
                 log.info("event applied", topic=topic, event_type=decoded.meta.type, event_id=decoded.meta.id)
         return len(fresh)
+
+    def _span(self, topic: str, decoded: _Decoded) -> trace.Span:
+        return self._tracer.start_span(
+            f"{topic} process", context=context_of(decoded.meta.traceparent), kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.message.id": decoded.meta.id, "event.type": decoded.meta.type})
 
     @staticmethod
     async def _claim(conn: asyncpg.Connection, topic: str, batch: Sequence[_Decoded]) -> list[_Decoded]:

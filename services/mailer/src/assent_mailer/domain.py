@@ -2,14 +2,16 @@
 
 `plan` is the whole decision: given what the mailer knows of one subject, which deliveries to
 create and which waiting ones to cancel. Every event about the subject is followed by a plan,
-so the order in which topics arrive never changes the outcome.
+so the order in which topics arrive never changes the outcome. `replay` runs a batch of consent
+changes through it as one change at a time would, on what was read once for the whole batch.
 """
 
 import hashlib
 import hmac
 import random
-from dataclasses import dataclass, field
-from uuid import UUID
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from uuid import UUID, uuid4
 
 from assent_shared.events import FIRST_PARTY
 
@@ -80,6 +82,40 @@ def plan(consents: list[ConsentView], email_known: bool, processors: dict[str, s
         told = any(d.kind == REVOKED and d.consent_event_id == consent.event_id for d in same_key)
         if data_went_out and not told:
             result.create.append(NewDelivery(REVOKED, consent.recipient, consent.purpose, consent.event_id))
+    return result
+
+
+@dataclass
+class Replayed:
+    views: dict[tuple[UUID, str, str], ConsentView] = field(default_factory=dict)  # newest applied view of each key
+    create: list[tuple[int, UUID, NewDelivery]] = field(default_factory=list)  # (the change planning it, its id, it)
+    cancel: list[UUID] = field(default_factory=list)
+
+
+def replay(changes: list[tuple[UUID, ConsentView]], consents: dict[UUID, list[ConsentView]], emails_known: set[UUID],
+           processors: dict[str, set[str]], deliveries: dict[UUID, list[ProcessorDelivery]],
+           new_id: Callable[[], UUID] = uuid4) -> Replayed:
+    """Consent changes (subject, view) in their order: each one that `applies` is followed by its subject's
+    `plan`, which sees the deliveries the changes before it planned or cancelled."""
+    held = {subject: {(c.purpose, c.recipient): c for c in views} for subject, views in consents.items()}
+    known = {subject: list(found) for subject, found in deliveries.items()}
+    result = Replayed()
+    for i, (subject, view) in enumerate(changes):
+        views = held.setdefault(subject, {})
+        if not applies(views.get((view.purpose, view.recipient)), view.seq):
+            continue
+        views[(view.purpose, view.recipient)] = view
+        result.views[(subject, view.purpose, view.recipient)] = view
+        theirs = known.setdefault(subject, [])
+        decided = plan(list(views.values()), subject in emails_known, processors, theirs)
+        cancelled = set(decided.cancel)
+        theirs[:] = [replace(d, status="cancelled") if d.delivery_id in cancelled else d for d in theirs]
+        result.cancel.extend(decided.cancel)
+        for new in decided.create:
+            delivery_id = new_id()
+            theirs.append(ProcessorDelivery(delivery_id, new.kind, new.recipient, new.purpose, new.consent_event_id,
+                                            "pending"))
+            result.create.append((i, delivery_id, new))
     return result
 
 

@@ -35,8 +35,8 @@ def register(runtime: Runtime, personal: PersonalFields, suppressions: Suppressi
         "PasswordResetRequested": Handler(PasswordResetRequested, link),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.CONSENTS, runtime.inbox, {
-        "ConsentGranted": BatchHandler(ConsentGranted, consents),
-        "ConsentRevoked": BatchHandler(ConsentRevoked, consents),
+        "ConsentGranted": BatchHandler(ConsentGranted, consents, traced=True),
+        "ConsentRevoked": BatchHandler(ConsentRevoked, consents, traced=True),
     })
     kafka.subscribe(runtime.broker, runtime.settings, topics.POLICIES, runtime.inbox, {
         "PolicyUpdated": Handler(PolicyUpdated, on(handlers.apply_policy_updated, work=work)),
