@@ -1,3 +1,5 @@
+import os
+
 from pydantic import Field
 
 from assent_shared.personal import development_key_token
@@ -26,6 +28,9 @@ class IdentitySettings(ServiceSettings):
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19_456
     argon2_parallelism: int = 1
+    argon2_in_flight: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1,
+        description="Hashes computed at once per process; each holds argon2_memory_kib, more than the cores only queue.")
     policy_id: str = "privacy"
     consent_url: str = "http://127.0.0.1:8102"
     mailer_url: str = "http://127.0.0.1:8103"
