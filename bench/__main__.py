@@ -67,7 +67,7 @@ async def scenarios(bench: Bench, argon2: dict[str, int]) -> dict:
     r["api"]["consent_writes"] = await scen_api.consent_writes(bench, tokens)
     print(f"mailer: newsletter to {len(registered)} users...", flush=True)
     r["api"]["smtp"] = await scen_api.smtp_sends(bench, registered)
-    r["replicas"] = await scen_replicas.run(bench, registered)
+    r["replicas"] = await scen_replicas.run(bench, registered, tokens)
     return r
 
 
@@ -125,7 +125,9 @@ def main() -> int:
             results["run"]["seconds"] = time.time() - started
             rows = report.figures(results)
             results["figures"] = [{"figure": n, "value": v, "unit": u, "ceiling": c, "ceiling_value": cv,
-                                   "ratio": (v / cv if cv else None)} for n, v, u, c, cv in rows]
+                                   "ratio": (v / cv if cv else None),
+                                   **dict(zip(("target", "met"), report.target(n, v, cv), strict=True))}
+                                  for n, v, u, c, cv in rows]
             print("\n" + report.table(rows, monitor.peak_rss) + "\n\n" + report.cpu_table(results))
             path = report.write(results, args.out)
             print(f"\nwritten: {path}  ({results['run']['seconds']:.0f} s; {os.cpu_count()} cores; "

@@ -31,16 +31,18 @@ class Plan:
     name: str
     seconds: float  # closed-loop throughput runs
     hold: float  # each step of a sustained-rate search
-    reg_steps: tuple[float, ...]
-    consent_steps: tuple[float, ...]
+    reg_search: tuple[float, float]  # first step/s, top as a share of the argon2id ceiling
+    consent_search: tuple[float, float]  # first step/s, top step/s (the target)
+    consent_fixed: float  # the open-loop rate of the consent -> delivery latency figure
+    resolution: float  # the search bisects until the first failed step is within this share of the last held
     users: int  # subjects for consent runs and newsletter recipients
     drain: float  # how long to wait for the last deliveries of a step
 
 
 PLANS = {
-    "full": Plan("full", 12, 30, (5, 10, 20, 40, 80), (10, 20, 40, 80, 160, 320), 60, 30),
-    "quick": Plan("quick", 3, 5, (5, 15), (10, 40), 20, 6),
-    "smoke": Plan("smoke", 1.5, 2, (3,), (3,), 4, 15),
+    "full": Plan("full", 12, 30, (5, 1.0), (12.5, 500), 200, 0.125, 60, 30),
+    "quick": Plan("quick", 3, 5, (5, 0.8), (12.5, 500), 200, 0.25, 20, 6),
+    "smoke": Plan("smoke", 1.5, 2, (3, 0), (3, 3), 3, 1.0, 4, 15),
 }
 
 

@@ -57,6 +57,33 @@ def machine() -> dict:
             "memory_bytes": psutil.virtual_memory().total}
 
 
+# Issue 16's targets: figure -> (compared, sign, bound); `compared` is the value or its ratio to the ceiling.
+TARGETS = {
+    "consent->delivery p99 @200/s": ("value", "<", 0.25),
+    "consent->delivery sustained": ("value", ">=", 500),
+    "consent API writes": ("value", ">=", 1500),
+    "telemetry single hits": ("value", ">=", 3000),
+    "telemetry batches of 100": ("value", ">=", 30_000),
+    "batch hit accept->rollup p99": ("value", "<", 2),
+    "mailer SMTP sends (newsletter)": ("ratio", ">=", 0.8),
+    "identity registrations": ("ratio", ">=", 0.8),
+    "peak RSS": ("value", "<", 120),
+}
+
+
+def target(name: str, value: float, ceiling_value: float | None) -> tuple[str, bool | None]:
+    """The row's target as text, and whether the run met it (None: no target, or nothing to compare)."""
+    key = next((k for k in TARGETS if name == k or name.startswith(k + " ")), None)
+    if key is None:
+        return "", None
+    compared, sign, bound = TARGETS[key]
+    x = value if compared == "value" else (value / ceiling_value if ceiling_value else None)
+    text = f"{'ratio ' if compared == 'ratio' else ''}{sign} {bound:g}"
+    if x is None or math.isnan(x):
+        return text, None
+    return text, bool(x < bound if sign == "<" else x >= bound)
+
+
 def figures(r: dict) -> list[tuple[str, float, str, str, float | None]]:
     """(figure, value, unit, ceiling name, ceiling value) for the table and the JSON's `figures`."""
     c = r["ceilings"]
@@ -65,6 +92,8 @@ def figures(r: dict) -> list[tuple[str, float, str, str, float | None]]:
     t, f, a, rep = r["telemetry"], r["flows"], r["api"], r["replicas"]
     reg, con = f["registration_to_mail"], f["consent_to_delivery"]
     capped = {k: " >=" if v["search_capped"] else "" for k, v in (("reg", reg), ("con", con))}
+    bounds = {k: f", fails {v['first_failed_per_s']:g}" if v.get("first_failed_per_s") else ""
+              for k, v in (("reg", reg), ("con", con))}
     rows = [
         ("kafka produce (200 B, 3 partitions)", kafka, "msg/s", "", None),
         ("kafka consume", c["kafka_consume_msgs_per_s"], "msg/s", "", None),
@@ -88,22 +117,30 @@ def figures(r: dict) -> list[tuple[str, float, str, str, float | None]]:
          "", None),
         ("registration->mail p99", reg["fixed_rate"]["p99_s"], "s", "", None),
         ("registration->mail max", reg["fixed_rate"]["max_s"], "s", "", None),
-        (f"registration->mail sustained{capped['reg']} ({reg['hold_seconds']:g}s)", reg["sustained_max_per_s"],
+        (f"registration->mail sustained{capped['reg']} ({reg['hold_seconds']:g}s{bounds['reg']})",
+         reg["sustained_max_per_s"],
          "reg/s", "registrations/s", a["registrations"]["per_s"]),
         (f"consent->delivery p50 @{con['fixed_rate']['offered_per_s']:g}/s", con["fixed_rate"]["p50_s"], "s", "", None),
-        ("consent->delivery p99", con["fixed_rate"]["p99_s"], "s", "", None),
-        (f"consent->delivery sustained{capped['con']} ({con['hold_seconds']:g}s)", con["sustained_max_per_s"],
+        (f"consent->delivery p99 @{con['fixed_rate']['offered_per_s']:g}/s", con["fixed_rate"]["p99_s"], "s", "", None),
+        (f"consent->delivery sustained{capped['con']} ({con['hold_seconds']:g}s{bounds['con']})",
+         con["sustained_max_per_s"],
          "change/s", "consent writes/s", a["consent_writes"]["per_s"]),
         ("consent API writes", a["consent_writes"]["per_s"], "write/s", "postgres insert tx/s", pg),
         ("identity registrations", a["registrations"]["per_s"], "reg/s", "argon2id hash/s", argon),
         ("identity logins", a["logins"]["per_s"], "login/s", "argon2id hash/s", argon),
-        ("mailer SMTP sends (newsletter)", a["smtp"]["per_s"], "mail/s", "SMTP connection per mail", 
-         c["smtp_connection_per_mail_per_s"]),
+        ("mailer SMTP sends (newsletter)", a["smtp"]["per_s"], "mail/s", "SMTP kept connection",
+         c["smtp_kept_connection_per_s"]),
         ("telemetry single hits, 2 instances", rep["telemetry_single_hits"]["2"]["hits_per_s"], "hit/s",
          "same with 1 instance", rep["telemetry_single_hits"]["1"]["hits_per_s"]),
         ("registrations, 2 identity instances", rep["identity_registrations"]["2"]["per_s"], "reg/s",
          "same with 1 instance", rep["identity_registrations"]["1"]["per_s"]),
+        ("consent API writes, 2 consent instances", rep["consent_writes"]["2"]["per_s"], "write/s",
+         "same with 1 instance", rep["consent_writes"]["1"]["per_s"]),
+        ("consent->delivery sustained, 2 consent + 2 mailer", rep["consent_to_delivery"]["2"], "change/s",
+         "same with 1 each", rep["consent_to_delivery"]["1"]),
     ]
+    rows += [(f"peak RSS {name}", rss / 2**20, "MiB", "", None) for name, rss in sorted(r["peak_rss_bytes"].items())
+             if name not in ("kafka", "postgres")]
     return rows
 
 
@@ -139,10 +176,12 @@ def cpu_table(r: dict) -> str:
 
 
 def table(rows, peak_rss: dict[str, int]) -> str:
-    out = [f"{'figure':<44} {'value':>10} {'unit':<9} {'ratio':>6}  ceiling"]
+    out = [f"{'figure':<50} {'value':>10} {'unit':<9} {'ratio':>6}  {'target':<12} {'met':<4} ceiling"]
     for name, value, unit, ceiling, ceiling_value in rows:
         ratio = f"{value / ceiling_value:.2f}" if ceiling_value else ""
-        out.append(f"{name:<44} {_num(value):>10} {unit:<9} {ratio:>6}  "
+        wanted, met = target(name, value, ceiling_value)
+        out.append(f"{name:<50} {_num(value):>10} {unit:<9} {ratio:>6}  {wanted:<12} "
+                   f"{'' if met is None else 'yes' if met else 'NO':<4} "
                    + (f"{ceiling} = {_num(ceiling_value)}" if ceiling_value else ""))
     out.append("peak RSS: " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in sorted(peak_rss.items())))
     return "\n".join(out)

@@ -5,7 +5,9 @@ consent change -> processor delivery: from the PUT answering 200 to the processo
 webhook that carries that change's event id.
 A step holds its rate when the generator offered >= 90 % of it without errors, every delivery
 arrived, and the lag did not grow: the median of the last third of the step is at most twice the
-first third's plus 0.25 s. The first step is the fixed-rate figure; the search doubles until a step fails.
+first third's plus 0.25 s. The search doubles up to its top (the target) until a step fails, then bisects
+between the last held and the first failed step down to the plan's resolution (full: 12.5 %). The
+registrations' fixed-rate figure is the first step; consent -> delivery has its own step at 200/s.
 """
 
 import asyncio
@@ -31,20 +33,49 @@ def _judge(rate: float, hold: float, result: dict, sent: list[tuple[str, float]]
             "held": held, **summary(latencies)}
 
 
-async def _search(bench: Bench, steps: tuple[float, ...], step: Callable[[float], Awaitable[dict]]) -> dict:
-    runs, best = [], 0.0
-    for rate in steps:
-        before = bench.cpu()
-        outcome = await step(rate)
-        outcome["cpu_s_per_1k"] = bench.cost(before, outcome["expected"])
-        runs.append(outcome)
-        print(f"  {rate:g}/s: held={outcome['held']} p50={outcome['p50_s']:.3f}s p99={outcome['p99_s']:.3f}s "
-              f"delivered {outcome['delivered']}/{outcome['expected']}", flush=True)
-        if not outcome["held"]:
-            break
-        best = rate
-    return {"fixed_rate": runs[0], "sustained_max_per_s": best, "hold_seconds": bench.plan.hold, "steps": runs,
-            "search_capped": best == steps[-1]}
+def _step_rates(first: float, top: float, resolution: float):
+    """Rates to try: double from `first` up to `top` until a step fails, then bisect between the last held and
+    the first failed step until they are within `resolution` of each other. Send each step's verdict in."""
+    best, failed, rate = 0.0, None, first
+    while failed is None:
+        if (yield rate):
+            best = rate
+            if rate >= top:
+                return
+            rate = min(2 * rate, top)
+        else:
+            failed = rate
+    while best and (failed - best) / best > resolution:
+        rate = float(f"{(best + failed) / 2:.2g}")
+        if not best < rate < failed:
+            return
+        if (yield rate):
+            best = rate
+        else:
+            failed = rate
+
+
+async def _search(bench: Bench, first: float, top: float, step: Callable[[float], Awaitable[dict]],
+                  fixed: dict | None = None) -> dict:
+    runs, best, verdict = [], 0.0, None
+    rates = _step_rates(first, max(first, top), bench.plan.resolution)
+    try:
+        while True:
+            rate = rates.send(verdict)
+            before = bench.cpu()
+            outcome = await step(rate)
+            outcome["cpu_s_per_1k"] = bench.cost(before, outcome["expected"])
+            runs.append(outcome)
+            print(f"  {rate:g}/s: held={outcome['held']} p50={outcome['p50_s']:.3f}s p99={outcome['p99_s']:.3f}s "
+                  f"delivered {outcome['delivered']}/{outcome['expected']}", flush=True)
+            verdict = outcome["held"]
+            best = max(best, rate) if verdict else best
+    except StopIteration:
+        pass
+    failed = [r["offered_per_s"] for r in runs if not r["held"] and r["offered_per_s"] > best]
+    return {"fixed_rate": fixed or runs[0], "sustained_max_per_s": best, "first_failed_per_s": min(failed, default=None),
+            "hold_seconds": bench.plan.hold, "steps": runs, "search_top_per_s": max(first, top),
+            "search_capped": best >= max(first, top)}
 
 
 async def registration_to_mail(bench: Bench, registered: dict[str, str]) -> dict:
@@ -66,7 +97,8 @@ async def registration_to_mail(bench: Bench, registered: dict[str, str]) -> dict
         return _judge(rate, bench.plan.hold, result, sent, mail.arrivals_to(wanted))
 
     print("flow: registration -> welcome mail", flush=True)
-    return await _search(bench, bench.plan.reg_steps, step)
+    first, share = bench.plan.reg_search
+    return await _search(bench, first, share * bench.results["ceilings"]["argon2_hashes_per_s"], step)
 
 
 async def register_processor(bench: Bench, processor: Processor) -> str:
@@ -86,7 +118,8 @@ async def register_processor(bench: Bench, processor: Processor) -> str:
     return processor_id
 
 
-async def consent_to_delivery(bench: Bench, tokens: dict[str, str]) -> dict:
+async def consent_to_delivery(bench: Bench, tokens: dict[str, str], first: float | None = None) -> dict:
+    """The fixed-rate step, then the search (from `first`, when given, instead of the plan's first step)."""
     processor = Processor("bench-secret-" + unique())
     try:
         recipient = await register_processor(bench, processor)
@@ -110,6 +143,13 @@ async def consent_to_delivery(bench: Bench, tokens: dict[str, str]) -> dict:
             return _judge(rate, bench.plan.hold, result, sent, processor.arrivals())
 
         print("flow: consent change -> processor delivery", flush=True)
-        return await _search(bench, bench.plan.consent_steps, step)
+        print(f"  fixed rate {bench.plan.consent_fixed:g}/s (open loop):", flush=True)
+        before = bench.cpu()
+        fixed = await step(bench.plan.consent_fixed)
+        fixed["cpu_s_per_1k"] = bench.cost(before, fixed["expected"])
+        print(f"  {bench.plan.consent_fixed:g}/s: held={fixed['held']} p50={fixed['p50_s']:.3f}s "
+              f"p99={fixed['p99_s']:.3f}s", flush=True)
+        start, top = bench.plan.consent_search
+        return await _search(bench, first or start, top, step, fixed)
     finally:
         processor.close()

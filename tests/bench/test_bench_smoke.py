@@ -35,4 +35,9 @@ def test_smoke_run_writes_every_section_with_numeric_figures(infra, tmp_path):
     assert result["flows"]["registration_to_mail"]["fixed_rate"]["delivered"] > 0
     assert result["flows"]["consent_to_delivery"]["fixed_rate"]["delivered"] > 0
     assert result["api"]["smtp"]["sent"] > 0
-    assert set(result["replicas"]["telemetry_single_hits"]) >= {"1", "2"}
+    for scenario in ("telemetry_single_hits", "identity_registrations", "consent_writes", "consent_to_delivery"):
+        assert set(result["replicas"][scenario]) >= {"1", "2"}, scenario
+    figures = {row["figure"]: row for row in result["figures"]}
+    assert any(name.startswith("peak RSS identity") for name in figures)
+    assert {row["met"] for row in result["figures"] if row["target"]} <= {True, False, None}
+    assert figures["identity registrations"]["target"] and figures["consent API writes"]["target"]
